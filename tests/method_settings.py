@@ -1,0 +1,10 @@
+"""Tiny settings for every registered method, used by the conformance tests.
+
+A registered method without an entry here fails ``test_every_method_has_settings``:
+add ``"name": {kwargs}`` (the options a tiny test run needs) when you register one.
+"""
+
+METHOD_SETTINGS: dict[str, dict] = {
+    "none": {},
+    "random": {"seed": 3},
+}

@@ -1,0 +1,1 @@
+"""Measurement: FLOPs, throughput, environment, sweep specs and the runner."""

@@ -1,0 +1,242 @@
+"""The sweep runner: plan the cells, measure each, append one record per cell.
+
+``plan`` validates everything a user typed (backbones, method specs at every P, the
+device, the checkpoint) before anything is measured or written, so bad input never
+touches the store. ``run_sweep`` then measures the cells not already in the store,
+flushing each record as it completes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from tokbench.backbones import BACKBONES, VideoViT, VideoViTConfig, create_backbone, resolve_config
+from tokbench.benchmark.environment import collect_environment, device_name, resolve_device
+from tokbench.benchmark.flops import cached_flops
+from tokbench.benchmark.spec import cell_key
+from tokbench.benchmark.timing import measure_throughput, resolve_dtype
+from tokbench.errors import TokbenchError, UnreachableError
+from tokbench.methods import METHODS, Method, build_method, method_id, parse_method_spec
+from tokbench.store import SCHEMA_VERSION, RunWriter, finished_cells, utc_now
+
+__all__ = ["Sweep", "Cell", "plan", "run_sweep", "SweepResult"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """What to measure: the cross product backbones x methods x p_ratios."""
+
+    backbones: tuple[str, ...]
+    methods: tuple[str, ...]  # spec strings, e.g. "random(seed=1)"
+    p_ratios: tuple[float, ...]
+    metrics: tuple[str, ...] = ("flops", "throughput")
+    device: str = "auto"
+    dtype: str = "auto"
+    batch_size: int = 1
+    warmup: int = 3
+    repeats: int = 10
+    seed: int = 0
+    checkpoint: str | None = None
+    num_classes: int | None = None
+    name: str = "sweep"
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One point of a sweep, fully resolved."""
+
+    backbone: str
+    config: VideoViTConfig
+    weights: str
+    method_spec: str
+    method_name: str
+    method_id: str
+    method_params: dict[str, Any]
+    p_ratio: float
+    key: str
+
+
+@dataclass
+class SweepResult:
+    records: list[dict[str, Any]] = field(default_factory=list)  # written by this call
+    skipped: int = 0  # cells already in the store
+    path: Path | None = None  # the file written, if any
+
+
+def weights_id(checkpoint: str | None) -> str:
+    """``random-init``, or the checkpoint's name and the sha256 prefix of its weights."""
+    if checkpoint is None:
+        return "random-init"
+    path = Path(checkpoint)
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix in (".safetensors", ".bin", ".pth", ".pt"))
+        path = files[0] if files else path / "config.json"
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return f"{Path(checkpoint).name}@{digest.hexdigest()[:12]}"
+
+
+def _check_positive(sweep: Sweep) -> None:
+    for name in ("batch_size", "repeats"):
+        if getattr(sweep, name) < 1:
+            raise TokbenchError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(sweep, name)}")
+    if sweep.warmup < 0:
+        raise TokbenchError(f"--warmup must be >= 0, got {sweep.warmup}")
+    if not sweep.backbones or not sweep.methods or not sweep.p_ratios or not sweep.metrics:
+        raise TokbenchError("nothing to run: give at least one backbone, method, P-Ratio and metric")
+
+
+def plan(sweep: Sweep) -> list[Cell]:
+    """Resolve and validate every cell of ``sweep``.
+
+    Methods that ignore P-Ratio (``none``) get one cell at P = 1.
+
+    Raises:
+        TokbenchError: any bad input (unknown names with suggestions, bad options, a
+            missing or mismatching checkpoint, CUDA asked for without CUDA).
+    """
+    _check_positive(sweep)
+    device = resolve_device(sweep.device)
+    resolve_dtype(sweep.dtype, device)
+    throughput = "throughput" in sweep.metrics
+    speed_keys = (
+        {"device": device_name(device), "dtype": resolve_dtype(sweep.dtype, device),
+         "batch_size": sweep.batch_size, "warmup": sweep.warmup, "repeats": sweep.repeats}
+        if throughput else {}
+    )
+    cells: list[Cell] = []
+    for backbone in sweep.backbones:
+        BACKBONES.get(backbone)  # unknown name -> suggestions
+        config = resolve_config(backbone, checkpoint=sweep.checkpoint, num_classes=sweep.num_classes)
+        if sweep.checkpoint is not None:
+            # Load once now so a checkpoint that does not fit fails before anything runs.
+            create_backbone(backbone, checkpoint=sweep.checkpoint, num_classes=sweep.num_classes)
+        weights = weights_id(sweep.checkpoint)
+        for spec in sweep.methods:
+            name, _ = parse_method_spec(spec)
+            cls = METHODS.get(name)
+            ratios = sweep.p_ratios if cls.uses_p_ratio else (1.0,)
+            for p in ratios:
+                method = build_method(spec, p_ratio=p)
+                key_fields = {
+                    "schema": SCHEMA_VERSION, "config": config.to_dict(), "weights": weights,
+                    "method": method.name, "params": method.params(), "p_ratio": p,
+                    "metrics": sorted(sweep.metrics), "dataset": None, "protocol": "eval",
+                    "seed": sweep.seed, **speed_keys,
+                }
+                cells.append(Cell(
+                    backbone=backbone, config=config, weights=weights, method_spec=spec,
+                    method_name=method.name, method_id=method_id(method),
+                    method_params=method.params(), p_ratio=p, key=cell_key(key_fields),
+                ))
+    return cells
+
+
+def _base_record(cell: Cell, sweep: Sweep, run_id: str, env: dict) -> dict[str, Any]:
+    c = cell.config
+    cls = METHODS.get(cell.method_name)
+    return {
+        "schema_version": SCHEMA_VERSION, "run_id": run_id, "cell_id": cell.key,
+        "created_utc": utc_now(), "status": "ok", "error": None,
+        "backbone": cell.backbone, "weights": cell.weights, "num_classes": c.num_classes,
+        "frames": c.num_frames, "img_size": c.img_size, "tubelet": c.tubelet_size,
+        "patch": c.patch_size, "num_patches": c.num_patches, "embed_dim": c.embed_dim,
+        "depth": c.depth, "dataset": None, "split": None, "protocol": "eval", "seed": sweep.seed,
+        "views": 1, "method": cell.method_name, "method_id": cell.method_id,
+        "method_params": cell.method_params, "privileged": cls.privileged, "embeds": cls.embeds,
+        "p_ratio": cell.p_ratio, "metrics": list(sweep.metrics), "env": env,
+    }
+
+
+def _measure(cell: Cell, sweep: Sweep, method: Method, model: Callable[[], VideoViT],
+             device: torch.device) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if "flops" in sweep.metrics:
+        flops = cached_flops(cell.config, method)
+        out.update(
+            gflops=flops.gflops, gflops_std=flops.gflops_std, flop_counter=flops.counter,
+            params_m=flops.params / 1e6, tokens_per_block=flops.tokens_per_block,
+            tokens_kept=flops.tokens_per_block[0] - cell.config.n_prefix,
+            flops_by_operator=flops.by_operator,
+        )
+    if "throughput" in sweep.metrics:
+        backbone = model()
+        method.setup(backbone)
+        timing = measure_throughput(
+            backbone, method, batch_size=sweep.batch_size, device=device, dtype=sweep.dtype,
+            warmup=sweep.warmup, repeats=sweep.repeats, seed=sweep.seed,
+        )
+        out.update(
+            clips_per_s=timing.clips_per_s, ms_per_clip=timing.ms_per_clip,
+            median_ms=timing.median_ms, iqr_ms=timing.iqr_ms, latency_ms=timing.samples_ms,
+            batch_size=timing.batch_size, warmup=timing.warmup, repeats=timing.repeats,
+            dtype=timing.dtype, device=str(device), peak_mem_mb=timing.peak_mem_mb,
+        )
+    return out
+
+
+def run_sweep(
+    sweep: Sweep, *, results_dir: str | Path = "results", retry_failed: bool = False,
+    progress: Callable[[list[Cell]], Any] | None = None,
+) -> SweepResult:
+    """Measure every cell of ``sweep`` not already stored under ``results_dir``.
+
+    Args:
+        sweep: what to measure.
+        results_dir: the results folder; records go to ``runs/<machine>/...jsonl`` in it.
+        retry_failed: re-run cells stored as ``error`` or ``oom``.
+        progress: wraps the list of cells to run (e.g. ``tqdm``) and yields them.
+
+    Returns:
+        The records written (one per cell) and the number of cells skipped.
+    """
+    cells = plan(sweep)
+    device = resolve_device(sweep.device)
+    done = finished_cells(results_dir, retry_failed=retry_failed)
+    todo = [c for c in cells if c.key not in done]
+    result = SweepResult(skipped=len(cells) - len(todo))
+    if not todo:
+        return result
+    env = collect_environment(device)
+    models: dict[str, VideoViT] = {}
+
+    def model_for(cell: Cell) -> Callable[[], VideoViT]:
+        def build() -> VideoViT:
+            if cell.backbone not in models:
+                models.clear()  # one real model in memory at a time
+                models[cell.backbone] = create_backbone(
+                    cell.backbone, checkpoint=sweep.checkpoint, num_classes=sweep.num_classes
+                ).to(device)
+            return models[cell.backbone]
+        return build
+
+    with RunWriter(results_dir, sweep.name) as writer:
+        result.path = writer.path
+        for cell in progress(todo) if progress else todo:
+            record = _base_record(cell, sweep, writer.run_id, env)
+            try:
+                method = build_method(cell.method_spec, p_ratio=cell.p_ratio)
+                record.update(_measure(cell, sweep, method, model_for(cell), device))
+            except UnreachableError as e:
+                record.update(status="unreachable", error=str(e))
+            except torch.cuda.OutOfMemoryError as e:
+                record.update(status="oom", error=str(e).splitlines()[0])
+                torch.cuda.empty_cache()
+            except Exception as e:  # a failed cell is recorded; it never stops the sweep
+                record.update(status="error", error=f"{type(e).__name__}: {e}")
+                log.debug("cell %s failed:\n%s", cell.key, traceback.format_exc())
+            writer.append(record)
+            result.records.append(record)
+    return result

@@ -1,0 +1,94 @@
+"""Sweep specifications: P-Ratio syntax, metric names, and the key of a cell.
+
+A sweep is the cross product backbone x method x P-Ratio. Each cell is identified by a
+stable hash of everything that can change its numbers (:func:`cell_key`), so a re-run
+skips cells already in the store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from tokbench.errors import SpecError
+
+__all__ = ["parse_p_ratios", "parse_metrics", "METRICS", "cell_key", "P_RATIO_HELP"]
+
+METRICS = ("flops", "throughput")
+
+P_RATIO_HELP = (
+    "P-Ratio (fraction of patch tokens kept, in (0, 1]): a value '0.5', a list "
+    "'0.3,0.5,0.7', a range 'start:stop' (step 0.1, stop included) or 'start:stop:step'"
+)
+
+
+def _number(text: str, what: str, spec: str) -> Decimal:
+    try:
+        value = Decimal(text.strip())
+    except InvalidOperation:
+        raise SpecError(f"malformed --p-ratio {spec!r}: {what} {text.strip()!r} is not a number. {P_RATIO_HELP}") from None
+    if not value.is_finite():
+        raise SpecError(f"malformed --p-ratio {spec!r}: {what} must be finite")
+    return value
+
+
+def _check_ratio(value: Decimal, spec: str) -> float:
+    if not Decimal(0) < value <= Decimal(1):
+        raise SpecError(f"--p-ratio {spec!r}: {value} is outside (0, 1]; P-Ratio is the fraction of tokens kept")
+    return float(value)
+
+
+def parse_p_ratios(spec: str) -> list[float]:
+    """Parse P-Ratio syntax into a list of floats, in order, without duplicates.
+
+    ``"0.1:0.9"`` -> [0.1, 0.2, ..., 0.9]; ``"0.1:0.9:0.2"`` -> [0.1, 0.3, 0.5, 0.7, 0.9];
+    ``"0.3,0.5,0.7"``; ``"0.5"``. Ranges are computed in decimal, so 0.1 + 0.2 is 0.3.
+
+    Raises:
+        SpecError: malformed text, a value outside (0, 1], a step <= 0, start > stop.
+    """
+    spec = spec.strip()
+    if not spec:
+        raise SpecError(f"empty --p-ratio. {P_RATIO_HELP}")
+    if ":" in spec:
+        parts = spec.split(":")
+        if len(parts) not in (2, 3):
+            raise SpecError(f"malformed --p-ratio {spec!r}: a range is start:stop or start:stop:step")
+        start = _number(parts[0], "start", spec)
+        stop = _number(parts[1], "stop", spec)
+        step = _number(parts[2], "step", spec) if len(parts) == 3 else Decimal("0.1")
+        if step <= 0:
+            raise SpecError(f"--p-ratio {spec!r}: step must be > 0, got {step}")
+        if start > stop:
+            raise SpecError(f"--p-ratio {spec!r}: start {start} is greater than stop {stop}")
+        _check_ratio(start, spec)
+        _check_ratio(stop, spec)
+        n = int((stop - start) / step)  # whole steps that fit
+        values = [start + i * step for i in range(n + 1)]
+    else:
+        values = [_number(part, "value", spec) for part in spec.split(",")]
+    out: list[float] = []
+    for v in values:
+        ratio = _check_ratio(v, spec)
+        if ratio not in out:
+            out.append(ratio)
+    return out
+
+
+def parse_metrics(spec: str) -> tuple[str, ...]:
+    """``"flops,throughput"`` -> ("flops", "throughput"); unknown names raise."""
+    names = [m.strip() for m in spec.split(",") if m.strip()]
+    if not names:
+        raise SpecError(f"empty --metrics: choose from {', '.join(METRICS)}")
+    unknown = [m for m in names if m not in METRICS]
+    if unknown:
+        raise SpecError(f"unknown metric {unknown[0]!r}: choose from {', '.join(METRICS)}")
+    return tuple(m for m in METRICS if m in names)
+
+
+def cell_key(fields: dict[str, Any]) -> str:
+    """Stable 16-hex-digit id of a cell from the fields that determine its results."""
+    blob = json.dumps(fields, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]

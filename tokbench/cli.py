@@ -1,0 +1,334 @@
+"""``tokbench``: the command-line interface, a thin layer over the library.
+
+Every command parses and validates its options, calls library functions, and prints a
+summary. Bad input gets one line on stderr and exit status 2 (``--debug`` shows the
+traceback). Heavy imports (torch, pandas) happen inside commands, so ``--help`` is fast
+and ``plot`` never imports torch.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from tokbench.errors import TokbenchError
+
+DEFAULT_P = "0.1:0.9"
+
+
+class TokbenchGroup(click.Group):
+    """A click group whose errors are one line and exit status 2."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        argv = list(sys.argv[1:] if args is None else args)
+        debug = "--debug" in argv
+        try:
+            code = super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
+            code = code if isinstance(code, int) else 0
+        except click.UsageError as e:  # bad options, including click's own validation
+            hint = f" (see '{e.ctx.command_path} --help')" if e.ctx else ""
+            click.echo(f"tokbench: error: {_one_line(e.format_message())}{hint}", err=True)
+            code = 2
+        except TokbenchError as e:
+            if debug:
+                raise
+            click.echo(f"tokbench: error: {_one_line(str(e))}", err=True)
+            code = 2
+        except click.ClickException as e:
+            e.show()
+            code = e.exit_code
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            code = 1
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
+def _one_line(message: str) -> str:
+    return " ".join(message.split())
+
+
+def _split(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+@click.group(cls=TokbenchGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
+@click.version_option(package_name="tokbench")
+def cli(debug: bool) -> None:
+    """tokbench: a benchmark suite for video token reduction.
+
+    Puts token-reduction methods around the same video backbones, sweeps the keep ratio
+    (P-Ratio = fraction of patch tokens kept), and measures FLOPs (fvcore convention:
+    1 multiply-add = 1 FLOP) and throughput for every point.
+
+    \b
+    Example:
+      tokbench run --backbone videomae_s --methods none,random --p-ratio 0.1:0.9
+      tokbench plot --results results --out reports
+    """
+    import logging
+
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+
+# -- ls --------------------------------------------------------------------------------
+
+@cli.command("ls")
+@click.argument("what", type=click.Choice(["methods", "backbones"]))
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("-v", "--verbose", is_flag=True, help="Show options and descriptions.")
+def ls_cmd(what: str, fmt: str, verbose: bool) -> None:
+    """List registered methods or backbones.
+
+    \b
+    Example:
+      tokbench ls methods -v
+      tokbench ls backbones --format json
+    """
+    rows = _method_rows() if what == "methods" else _backbone_rows()
+    if fmt == "json":
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not verbose:
+        keep = ("name", "aliases", "summary") if what == "methods" else ("name", "tokens", "embed_dim", "depth", "num_heads", "input")
+        rows = [{k: r[k] for k in keep} for r in rows]
+    click.echo(_table(rows))
+
+
+def _method_rows() -> list[dict]:
+    from tokbench.methods import METHODS
+
+    rows = []
+    for name in METHODS.names():
+        cls = METHODS.get(name)
+        doc = (cls.__doc__ or "").strip().splitlines()
+        defaults = cls(p_ratio=1.0).params()
+        rows.append({
+            "name": name, "aliases": ",".join(METHODS.aliases_of(name)),
+            "summary": doc[0] if doc else "", "options": ", ".join(f"{k}={v!r}" for k, v in defaults.items()),
+            "uses_p_ratio": cls.uses_p_ratio, "privileged": cls.privileged, "embeds": cls.embeds,
+        })
+    return rows
+
+
+def _backbone_rows() -> list[dict]:
+    from tokbench.backbones import BACKBONES
+
+    rows = []
+    for name in BACKBONES.names():
+        c = BACKBONES.get(name)
+        rows.append({
+            "name": name, "tokens": c.num_patches, "embed_dim": c.embed_dim, "depth": c.depth,
+            "num_heads": c.num_heads, "input": "x".join(map(str, c.input_shape[1:])),
+            "tubelet": f"{c.tubelet_size}x{c.patch_size}x{c.patch_size}", "cls_token": c.class_token,
+            "num_classes": c.num_classes,
+        })
+    return rows
+
+
+def _table(rows: list[dict]) -> str:
+    if not rows:
+        return "(none)"
+    cols = list(rows[0])
+    width = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in cols}
+    lines = ["  ".join(c.ljust(width[c]) for c in cols), "  ".join("-" * width[c] for c in cols)]
+    lines += ["  ".join(str(r[c]).ljust(width[c]) for c in cols) for r in rows]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+# -- shared options ----------------------------------------------------------------------
+
+def _sweep_options(func):
+    options = [
+        click.option("--backbone", "backbones", default="videomae_s", show_default=True,
+                     help="Backbone variant(s), comma-separated (see 'tokbench ls backbones')."),
+        click.option("--methods", default=None,
+                     help="Method specs, comma-separated, e.g. 'none,random(seed=1)' [default: every registered method]."),
+        click.option("--p-ratio", "p_ratio", default=DEFAULT_P, show_default=True,
+                     help="Fraction of patch tokens kept: 0.5 | 0.3,0.5,0.7 | 0.1:0.9 (step 0.1) | 0.1:0.9:0.2."),
+        click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
+                     help="Local weights: VideoMAE .pth/.safetensors or a Hugging Face model folder."),
+        click.option("--num-classes", type=int, default=None, help="Head size (default: the backbone's or checkpoint's)."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _methods(text: str | None) -> tuple[str, ...]:
+    from tokbench.methods import METHODS, split_specs
+
+    return tuple(split_specs(text)) if text is not None else tuple(METHODS.names())
+
+
+def _check_checkpoint(path: Path | None) -> str | None:
+    if path is None:
+        return None
+    if not path.exists():
+        raise TokbenchError(f"checkpoint not found: {path}")
+    return str(path)
+
+
+# -- run ---------------------------------------------------------------------------------
+
+@cli.command("run")
+@_sweep_options
+@click.option("--metrics", default="flops,throughput", show_default=True, help="What to measure: flops, throughput.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--dtype", default="auto", show_default=True, help="auto (bf16 autocast on CUDA, fp32 on CPU), fp32, bf16, fp16.")
+@click.option("--batch-size", type=int, default=1, show_default=True, help="Clips per timed forward pass.")
+@click.option("--warmup", type=int, default=3, show_default=True, help="Untimed forward passes before timing.")
+@click.option("--repeats", type=int, default=10, show_default=True, help="Timed forward passes (median reported).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--results", "results_dir", type=click.Path(path_type=Path), default=Path("results"), show_default=True,
+              help="Results folder; records are appended under runs/<machine>/.")
+@click.option("--name", default="sweep", show_default=True, help="Label for this run's results file.")
+@click.option("--retry-failed", is_flag=True, help="Re-run cells stored with status error or oom.")
+def run_cmd(backbones, methods, p_ratio, checkpoint, num_classes, metrics, device, dtype, batch_size,
+            warmup, repeats, seed, results_dir, name, retry_failed) -> None:
+    """Measure a sweep: backbones x methods x P-Ratios.
+
+    Appends one record per cell to an append-only JSONL file under RESULTS/runs/ and
+    flushes it at once; re-running the same command skips finished cells (resume).
+    Methods that ignore P-Ratio (none) run once. Ends with a summary table.
+
+    \b
+    Example:
+      tokbench run --backbone videomae_s --methods none,random --p-ratio 0.1:0.9 \\
+                   --metrics flops,throughput --device cpu
+    """
+    from tokbench.benchmark.runner import Sweep, plan, run_sweep
+    from tokbench.benchmark.spec import parse_metrics, parse_p_ratios
+
+    sweep = Sweep(
+        backbones=_split(backbones), methods=_methods(methods), p_ratios=tuple(parse_p_ratios(p_ratio)),
+        metrics=parse_metrics(metrics), device=device, dtype=dtype, batch_size=batch_size,
+        warmup=warmup, repeats=repeats, seed=seed, checkpoint=_check_checkpoint(checkpoint),
+        num_classes=num_classes, name=name,
+    )
+    cells = plan(sweep)  # validates everything before the store is touched
+    click.echo(f"tokbench run: {len(cells)} cells ({', '.join(sweep.backbones)} x {len(sweep.methods)} methods x "
+               f"{len(sweep.p_ratios)} P-Ratios), metrics {', '.join(sweep.metrics)}", err=True)
+    result = run_sweep(sweep, results_dir=results_dir, retry_failed=retry_failed, progress=_progress)
+    if result.skipped:
+        click.echo(f"skipped {result.skipped} cells already in {results_dir} (resume)", err=True)
+    if result.path:
+        click.echo(f"wrote {len(result.records)} records to {result.path}", err=True)
+    if result.records:
+        click.echo(_summary(result.records))
+
+
+def _progress(cells):
+    from tqdm import tqdm
+
+    bar = tqdm(cells, desc="cells", unit="cell", disable=None, file=sys.stderr)
+    for cell in bar:
+        bar.set_postfix_str(f"{cell.backbone} {cell.method_id} P={cell.p_ratio:g}")
+        yield cell
+
+
+def _summary(records: list[dict]) -> str:
+    rows = []
+    for r in records:
+        row = {"backbone": r["backbone"], "method": r["method_id"], "P": f"{r['p_ratio']:g}", "status": r["status"]}
+        if "gflops" in r:
+            row.update(tokens=f"{r['tokens_kept']:g}", GFLOPs=f"{r['gflops']:.2f}", params_M=f"{r['params_m']:.1f}")
+        if "clips_per_s" in r:
+            row.update(**{"clips/s": f"{r['clips_per_s']:.2f}", "ms/clip": f"{r['ms_per_clip']:.1f}"})
+        if r["status"] != "ok":
+            row["error"] = (r.get("error") or "")[:80]
+        rows.append(row)
+    cols: list[str] = []
+    for row in rows:
+        cols += [c for c in row if c not in cols]
+    return _table([{c: row.get(c, "") for c in cols} for row in rows])
+
+
+# -- flops -------------------------------------------------------------------------------
+
+@cli.command("flops")
+@_sweep_options
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+def flops_cmd(backbones, methods, p_ratio, checkpoint, num_classes, fmt) -> None:
+    """Print FLOPs per view of methods across P-Ratios (nothing is stored).
+
+    GFLOPs follow fvcore's convention (1 multiply-add = 1 FLOP, as the papers report),
+    with fused attention counted by tokbench's SDPA handle. Counts are cached per
+    (geometry, method, P) in $TOKBENCH_CACHE (default ~/.cache/tokbench).
+
+    \b
+    Example:
+      tokbench flops --backbone videomae_b --methods none,random --p-ratio 0.1:0.9 --format csv
+    """
+    from tokbench.backbones import resolve_config
+    from tokbench.benchmark.flops import FLOPS_UNIT, cached_flops
+    from tokbench.benchmark.spec import parse_p_ratios
+    from tokbench.methods import METHODS, build_method, method_id, parse_method_spec
+
+    ratios = parse_p_ratios(p_ratio)
+    specs = _methods(methods)
+    ckpt = _check_checkpoint(checkpoint)
+    rows = []
+    for backbone in _split(backbones):
+        config = resolve_config(backbone, checkpoint=ckpt, num_classes=num_classes)
+        for spec in specs:
+            cls = METHODS.get(parse_method_spec(spec)[0])
+            for p in ratios if cls.uses_p_ratio else (1.0,):
+                method = build_method(spec, p_ratio=p)
+                count = cached_flops(config, method)
+                rows.append({
+                    "backbone": backbone, "method": method_id(method), "p_ratio": p,
+                    "tokens_kept": round(count.tokens_per_block[0] - config.n_prefix, 2),
+                    "gflops": round(count.gflops, 4), "params_m": round(count.params / 1e6, 3),
+                    "embeds": cls.embeds,
+                })
+    if fmt == "json":
+        click.echo(json.dumps({"unit": FLOPS_UNIT, "rows": rows}, indent=2))
+    elif fmt == "csv":
+        import csv
+
+        click.echo(f"# gflops: {FLOPS_UNIT}; embeds: tubelets through the patch embedding (all or kept)")
+        writer = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    else:
+        click.echo(f"GFLOPs: {FLOPS_UNIT}")
+        click.echo(_table(rows))
+
+
+# -- plot --------------------------------------------------------------------------------
+
+@cli.command("plot")
+@click.option("--results", "results_dir", type=click.Path(path_type=Path), default=Path("results"), show_default=True,
+              help="Results folder (searched recursively for *.jsonl) or one file.")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("reports"), show_default=True,
+              help="Where to write the figures (PNG and PDF).")
+def plot_cmd(results_dir: Path, out_dir: Path) -> None:
+    """Draw throughput vs GFLOPs per backbone, a line per method (PNG and PDF).
+
+    \b
+    Example:
+      tokbench plot --results results --out reports
+    """
+    from tokbench.report.plots import plot_throughput_vs_gflops
+    from tokbench.store import load_results
+
+    if not results_dir.exists():
+        raise TokbenchError(f"results not found: {results_dir}")
+    df = load_results(results_dir)
+    paths = plot_throughput_vs_gflops(df, out_dir)
+    for path in paths:
+        click.echo(str(path))
+
+
+def main() -> None:
+    cli.main(prog_name="tokbench")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,20 @@
+"""Token-reduction methods. Built-ins are registered by the explicit imports below."""
+
+from tokbench.methods.base import IDENTITY, Method, SelectionMethod, keep_count, top_k_indices
+from tokbench.methods.registry import (
+    METHODS,
+    build_method,
+    method_id,
+    parse_method_spec,
+    register_method,
+    split_specs,
+)
+
+# Built-in methods register themselves on import.
+from tokbench.methods import none as _none  # noqa: E402,F401
+from tokbench.methods import random_drop as _random_drop  # noqa: E402,F401
+
+__all__ = [
+    "IDENTITY", "METHODS", "Method", "SelectionMethod", "build_method", "keep_count",
+    "method_id", "parse_method_spec", "register_method", "split_specs", "top_k_indices",
+]

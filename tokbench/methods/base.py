@@ -1,0 +1,154 @@
+"""The method contract: identity-default hooks on the shared backbone.
+
+A method is a class registered by name and configured by typed keyword-only arguments
+(each stored as an attribute of the same name). The backbone calls, in order:
+
+==================  =======================================================================
+hook                when and what
+==================  =======================================================================
+``setup``           once, with the backbone, before the first forward (load artifacts).
+``before_embed``    with the raw clips; may return (B, K) indices of the tubelets to embed.
+``after_embed``     with the embedded ``Tokens``; may drop, reorder or pad them.
+``after_attn``      in every block, between attention and MLP, with the keys or attention
+                    probabilities the method asked for in ``attn_needs``; may merge tokens.
+==================  =======================================================================
+
+:class:`SelectionMethod` is the shortcut for methods that only score tokens: the framework
+keeps the top ``keep_count(N, p_ratio)`` with one rounding rule and one tie-break.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from abc import ABCMeta, abstractmethod
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from torch import Tensor
+
+from tokbench.errors import TokbenchError
+from tokbench.tokens import Clips, Tokens
+
+if TYPE_CHECKING:
+    from tokbench.backbones.vit import VideoViT
+
+__all__ = ["Method", "SelectionMethod", "keep_count", "top_k_indices", "IDENTITY"]
+
+
+def keep_count(n: int, p_ratio: float) -> int:
+    """Tokens kept out of ``n`` at ``p_ratio``: round half up, at least 1.
+
+    ``keep_count(1568, 0.7) == 1098`` and ``keep_count(1568, 0.1) == 157``, as in
+    docs/METHODS.md §2.3. The tiny epsilon keeps 0.35 * 10 (= 3.4999999999999996 in
+    floating point) rounding to 4 like the decimal it stands for.
+    """
+    return max(1, min(n, math.floor(n * p_ratio + 0.5 + 1e-9)))
+
+
+def top_k_indices(scores: Tensor, k: int) -> Tensor:
+    """(B, N) scores -> (B, k) indices of the k highest, sorted by position so that the
+    kept tokens stay in their original (t, h, w) order."""
+    return scores.topk(k, dim=1, sorted=False).indices.sort(dim=1).values
+
+
+class Method(metaclass=ABCMeta):
+    """A token-reduction method. Override only the hooks you need; defaults are identity.
+
+    Args:
+        p_ratio: fraction of patch tokens kept (LITE's P-Ratio; LookWhen's sparsity is
+            1 - p_ratio), in (0, 1].
+    """
+
+    name: ClassVar[str] = "identity"
+    #: ``"keys"`` (ToMe), ``"probs"`` (vid-TLDR, forces explicit attention) or ``None``.
+    attn_needs: ClassVar[Literal["keys", "probs"] | None] = None
+    #: Uses the true label (LITE's oracle); reports mark such methods.
+    privileged: ClassVar[bool] = False
+    #: ``False`` for methods that ignore ``p_ratio`` (``none``): a sweep runs them once.
+    uses_p_ratio: ClassVar[bool] = True
+    #: How the FLOP count treats the patch embedding: "all" tubelets or only "kept" ones.
+    embeds: ClassVar[Literal["all", "kept"]] = "all"
+
+    def __init__(self, *, p_ratio: float = 1.0) -> None:
+        if isinstance(p_ratio, bool) or not isinstance(p_ratio, (int, float)) or not 0 < p_ratio <= 1:
+            raise TokbenchError(f"p_ratio must be a number in (0, 1], got {p_ratio!r}")
+        self.p_ratio = float(p_ratio)
+
+    # -- configuration -----------------------------------------------------------------
+    @property
+    def proportional_attention(self) -> bool:
+        """Add log(token size) to attention logits (ToMe); off unless a method turns it on."""
+        return False
+
+    @classmethod
+    def param_names(cls) -> list[str]:
+        """Keyword-only configuration arguments of ``__init__`` other than ``p_ratio``."""
+        sig = inspect.signature(cls.__init__)
+        return [
+            n for n, p in sig.parameters.items()
+            if p.kind is inspect.Parameter.KEYWORD_ONLY and n != "p_ratio"
+        ]
+
+    def params(self) -> dict[str, Any]:
+        """The resolved configuration (defaults included), without ``p_ratio``."""
+        return {n: getattr(self, n) for n in self.param_names()}
+
+    def extra_params(self) -> int:
+        """Parameters the method adds to the backbone's (selector networks)."""
+        return 0
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in {**self.params(), "p_ratio": self.p_ratio}.items())
+        return f"{type(self).__name__}({args})"
+
+    # -- hooks -------------------------------------------------------------------------
+    def setup(self, backbone: VideoViT) -> None:
+        """Called once with the backbone before the first forward pass."""
+
+    def before_embed(self, clips: Clips, num_patches: int) -> Tensor | None:
+        """(B, K) indices of the tubelets to embed, or ``None`` to embed all."""
+        return None
+
+    def after_embed(self, tokens: Tokens, clips: Clips) -> Tokens:
+        return tokens
+
+    def after_attn(self, layer: int, tokens: Tokens, attn: Tensor | None) -> Tokens:
+        """``attn`` is the keys (B, heads, N, d) or probabilities (B, heads, N, N) asked for
+        in ``attn_needs``, else ``None``."""
+        return tokens
+
+
+class SelectionMethod(Method):
+    """A method that scores patch tokens once and keeps the top ``keep_count(N, p_ratio)``.
+
+    Set ``scores_need_tokens = False`` when the scores depend only on the clip (random
+    drop, pixel cues, a separate selector network): selection then happens before the
+    patch embedding and only the kept tubelets are embedded (``embeds = "kept"``).
+    """
+
+    scores_need_tokens: ClassVar[bool] = True
+
+    def __init_subclass__(cls, **kw) -> None:
+        super().__init_subclass__(**kw)
+        cls.embeds = "all" if cls.scores_need_tokens else "kept"
+
+    @abstractmethod
+    def scores(self, clips: Clips, tokens: Tokens | None, num_patches: int) -> Tensor:
+        """(B, num_patches) scores, higher = keep. ``tokens`` is ``None`` when
+        ``scores_need_tokens`` is False."""
+
+    def before_embed(self, clips: Clips, num_patches: int) -> Tensor | None:
+        if self.scores_need_tokens:
+            return None
+        scores = self.scores(clips, None, num_patches)
+        return top_k_indices(scores, keep_count(num_patches, self.p_ratio))
+
+    def after_embed(self, tokens: Tokens, clips: Clips) -> Tokens:
+        if not self.scores_need_tokens:
+            return tokens
+        scores = self.scores(clips, tokens, tokens.n_patches)
+        return tokens.keep(top_k_indices(scores, keep_count(tokens.n_patches, self.p_ratio)))
+
+
+IDENTITY = Method()
+

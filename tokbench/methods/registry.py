@@ -1,0 +1,102 @@
+"""The method registry and method spec strings.
+
+A configured method is written as a spec string, ``name`` or ``name(key=value, ...)``
+(``random(seed=3)``), parsed safely with :mod:`ast`. Its canonical form (sorted keyword
+arguments, defaults dropped) is its id in results, tables and legends.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Callable
+from typing import Any
+
+from tokbench.errors import SpecError, TokbenchError
+from tokbench.methods.base import Method
+from tokbench.registry import Registry
+
+__all__ = ["METHODS", "register_method", "parse_method_spec", "split_specs", "build_method", "method_id"]
+
+METHODS: Registry[type[Method]] = Registry("method")
+
+
+def register_method(name: str, *, aliases: tuple[str, ...] = ()) -> Callable[[type[Method]], type[Method]]:
+    """Class decorator: ``@register_method("random")`` registers a :class:`Method`."""
+
+    def wrap(cls: type[Method]) -> type[Method]:
+        if not (isinstance(cls, type) and issubclass(cls, Method)):
+            raise TypeError(f"@register_method({name!r}) needs a Method subclass, got {cls!r}")
+        cls.name = name
+        return METHODS.register(name, cls, aliases=aliases)
+
+    return wrap
+
+
+def split_specs(text: str) -> list[str]:
+    """Split ``"none,random,tome(r=8, prop_attn=False)"`` at commas outside parentheses."""
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        depth += ch == "("
+        depth -= ch == ")"
+        if ch == "," and depth == 0:
+            parts.append(text[start:i].strip())
+            start = i + 1
+    parts.append(text[start:].strip())
+    if any(not p for p in parts):
+        raise SpecError(f"empty method name in {text!r}: give a comma-separated list such as 'none,random'")
+    return parts
+
+
+def parse_method_spec(spec: str) -> tuple[str, dict[str, Any]]:
+    """``"random(seed=3)"`` -> ``("random", {"seed": 3})``; values must be Python literals."""
+    try:
+        node = ast.parse(spec.strip(), mode="eval").body
+    except SyntaxError:
+        node = None
+    if isinstance(node, ast.Name):
+        return node.id, {}
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and not node.args:
+        try:
+            kwargs = {kw.arg: ast.literal_eval(kw.value) for kw in node.keywords}
+        except ValueError:
+            kwargs = None
+        if kwargs is not None and None not in kwargs:
+            return node.func.id, kwargs
+    raise SpecError(
+        f"malformed method spec {spec!r}: write name or name(key=value, ...) with literal "
+        "values, e.g. random(seed=3)"
+    )
+
+
+def build_method(spec: str, *, p_ratio: float = 1.0) -> Method:
+    """Instantiate a method from a spec string at ``p_ratio``.
+
+    Raises:
+        UnknownNameError: the name is not registered (with suggestions).
+        TokbenchError: an unknown keyword or an invalid value.
+    """
+    name, kwargs = parse_method_spec(spec)
+    cls = METHODS.get(name)
+    valid = cls.param_names()
+    unknown = sorted(set(kwargs) - set(valid))
+    if unknown:
+        raise TokbenchError(
+            f"method {name!r} has no option {', '.join(map(repr, unknown))}; "
+            f"valid options: {', '.join(valid) or '(none)'}"
+        )
+    try:
+        return cls(p_ratio=p_ratio, **kwargs)
+    except TokbenchError:
+        raise
+    except (TypeError, ValueError) as e:
+        raise TokbenchError(f"invalid options for method {name!r}: {e}") from None
+
+
+def method_id(method: Method) -> str:
+    """Canonical spec of a configured method: name plus the options that differ from
+    their defaults, sorted (``random`` or ``random(seed=3)``)."""
+    defaults = type(method)(p_ratio=1.0).params() if method.param_names() else {}
+    changed = {k: v for k, v in sorted(method.params().items()) if defaults.get(k) != v}
+    if not changed:
+        return method.name
+    return f"{method.name}({', '.join(f'{k}={v!r}' for k, v in changed.items())})"

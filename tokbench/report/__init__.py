@@ -1,0 +1,1 @@
+"""Reports and plots: pure functions of the results DataFrame. Never imports torch."""

@@ -1,0 +1,95 @@
+"""Figures from results DataFrames (matplotlib/seaborn, Agg backend, no torch).
+
+Every figure puts **measured** cost on the x-axis and states the FLOP convention on it;
+P-Ratio is only the label of the points along a method's line. Each method keeps one
+colour and marker across every figure (:func:`method_style`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; never opens a window
+
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from tokbench.errors import TokbenchError  # noqa: E402
+
+__all__ = ["plot_throughput_vs_gflops", "method_style", "GFLOPS_AXIS"]
+
+GFLOPS_AXIS = "GFLOPs per view (fvcore: 1 multiply-add = 1 FLOP)"
+FULL_METHODS = ("none",)
+
+# Fixed per-method styles so a method looks the same in every figure; unknown methods
+# get the remaining colours in name order.
+_KNOWN = ["none", "random", "tome", "vid_tldr", "rlt", "motion", "attention", "oracle", "lite", "lite++", "lookwhen"]
+_MARKERS = ["*", "o", "s", "D", "^", "v", "P", "X", "<", ">", "h", "p", "8"]
+
+
+def method_style(method: str) -> dict:
+    """Colour and marker of a method (stable across figures and runs)."""
+    import seaborn as sns
+
+    palette = sns.color_palette("tab20", 20)
+    i = _KNOWN.index(method) if method in _KNOWN else len(_KNOWN) + sum(map(ord, method)) % (20 - len(_KNOWN))
+    return {"color": palette[i % 20], "marker": _MARKERS[i % len(_MARKERS)]}
+
+
+def _usable(df: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    missing = [c for c in ["status", "backbone", "method", "p_ratio", *columns] if c not in df.columns]
+    if missing:
+        raise TokbenchError(
+            f"the results have no {', '.join(missing)} column: run 'tokbench run --metrics flops,throughput' first"
+        )
+    ok = df[(df["status"] == "ok")].dropna(subset=columns)
+    if ok.empty:
+        raise TokbenchError(f"no results with status ok and {', '.join(columns)} to plot")
+    return ok
+
+
+def plot_throughput_vs_gflops(df: pd.DataFrame, out_dir: str | Path) -> list[Path]:
+    """Per backbone, clips/s (y) against measured GFLOPs (x), a line per method through its
+    P-Ratio points and the full model as a star. Writes PNG and PDF; returns their paths.
+
+    Rows measured on different devices or batch sizes are drawn as separate lines, since
+    their throughputs are not comparable.
+    """
+    ok = _usable(df, ["gflops", "clips_per_s"])
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ok = ok.assign(
+        device_label=ok.get("env.device_name", pd.Series("?", index=ok.index)).astype(str)
+        + " b" + ok.get("batch_size", pd.Series(0, index=ok.index)).astype(str),
+        label=ok.get("method_id", ok["method"]).astype(str),
+    )
+    paths: list[Path] = []
+    for backbone, panel in ok.groupby("backbone", sort=True):
+        fig, ax = plt.subplots(figsize=(6.4, 4.4), layout="constrained")
+        several_devices = panel["device_label"].nunique() > 1
+        for (label, device), line in panel.groupby(["label", "device_label"], sort=True):
+            method = line["method"].iloc[0]
+            style = method_style(method)
+            line = line.sort_values("gflops")
+            name = f"{label} [{device}]" if several_devices else label
+            if method in FULL_METHODS:
+                ax.scatter(line["gflops"], line["clips_per_s"], marker="*", s=220, color=style["color"],
+                           edgecolor="black", linewidth=0.6, zorder=5, label=f"{name} (full model)")
+                continue
+            ax.plot(line["gflops"], line["clips_per_s"], marker=style["marker"], color=style["color"],
+                    linestyle="--" if bool(line.get("privileged", pd.Series([False])).iloc[0]) else "-", label=name)
+            for _, row in line.iterrows():
+                ax.annotate(f"{row['p_ratio']:g}", (row["gflops"], row["clips_per_s"]), textcoords="offset points",
+                            xytext=(4, 4), fontsize=7, color=style["color"])
+        devices = ", ".join(sorted(panel["device_label"].unique()))
+        ax.set(xlabel=GFLOPS_AXIS, ylabel="throughput (clips/s)", title=f"{backbone}: throughput vs FLOPs ({devices})")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, title="method (labels: P-Ratio)", title_fontsize=8)
+        for suffix in ("png", "pdf"):
+            path = out_dir / f"throughput_vs_gflops_{backbone}.{suffix}"
+            fig.savefig(path, dpi=150)
+            paths.append(path)
+        plt.close(fig)
+    return paths

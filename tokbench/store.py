@@ -1,0 +1,163 @@
+"""Results records: append-only JSONL files, loaded into pandas.
+
+One record (a JSON object on one line) per measured cell. A sweep appends to its own file,
+``<results>/runs/<machine>/<UTC stamp>_<name>_<pid>.jsonl``, and flushes each line to disk
+at once, so a killed sweep loses at most the cell in flight and two sweeps never write to
+the same file. Files are never rewritten. A damaged (torn) line is reported and skipped.
+
+This module does not import torch: plotting and reports load results without it.
+
+Record fields (schema version 1):
+
+=====================  ==============================================================
+``schema_version``     1
+``run_id``/``cell_id`` the invocation; the cell's stable key (spec hash)
+``created_utc``        ISO time the record was written
+``status``/``error``   ``ok | unreachable | oom | error`` and the message
+``backbone``           variant name, with ``weights`` (``random-init`` or file@sha256),
+                       ``num_classes``, ``frames``, ``img_size``, ``tubelet``, ``patch``,
+                       ``num_patches``, ``embed_dim``, ``depth``
+``dataset``            ``null`` for cost-only runs; ``protocol`` (``eval``), ``seed``
+``method``             registered name; ``method_id`` (canonical spec), ``method_params``,
+                       ``privileged``, ``embeds`` (FLOP convention: ``all``/``kept``)
+``p_ratio``            nominal keep ratio (the sweep label)
+``tokens_kept``        mean patch tokens entering block 1; ``tokens_per_block`` (mean, all)
+``gflops``             per view, fvcore convention (1 multiply-add = 1 FLOP);
+                       ``gflops_std`` over clips, ``flop_counter``, ``params_m``
+``clips_per_s``        throughput; ``ms_per_clip``, ``median_ms``/``iqr_ms`` (per batch),
+                       ``latency_ms`` (raw samples), ``batch_size``, ``warmup``,
+                       ``repeats``, ``dtype``, ``device``, ``peak_mem_mb``
+``env``                versions, device name, threads, git revision (nested object;
+                       ``env.<key>`` columns in pandas)
+=====================  ==============================================================
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import warnings
+from collections.abc import Iterable, Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "SCHEMA_VERSION", "StoreWarning", "RunWriter", "iter_records", "load_records", "load_results",
+    "finished_cells", "run_files", "machine_name",
+]
+
+SCHEMA_VERSION = 1
+STATUSES = ("ok", "unreachable", "oom", "error")
+DONE_STATUSES = ("ok", "unreachable")  # re-running these cannot change them
+
+
+class StoreWarning(UserWarning):
+    """A results file that could not be read completely (e.g. a torn last line)."""
+
+
+def machine_name() -> str:
+    """Host name made safe for a folder name."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", socket.gethostname()) or "machine"
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class RunWriter:
+    """Appends records of one invocation to its own JSONL file.
+
+    The file is created on the first record, so an invocation that fails before measuring
+    anything leaves the results folder untouched.
+    """
+
+    def __init__(self, results_dir: str | Path, name: str = "sweep") -> None:
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        safe = re.sub(r"[^A-Za-z0-9._-]+", "-", name) or "sweep"
+        self.path = Path(results_dir) / "runs" / machine_name() / f"{stamp}_{safe}_{os.getpid()}.jsonl"
+        self.run_id = f"{stamp}-{os.getpid()}"
+        self._file = None
+
+    def append(self, record: dict[str, Any]) -> None:
+        """Write one record and force it to disk before returning."""
+        if self._file is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - held open across cells
+        line = json.dumps(record, sort_keys=True, allow_nan=True)
+        self._file.write(line + "\n")
+        self._file.flush()
+        os.fsync(self._file.fileno())
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def __enter__(self) -> RunWriter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def run_files(path: str | Path) -> list[Path]:
+    """The JSONL files under ``path`` (a results folder, a runs folder, or one file)."""
+    path = Path(path)
+    if path.is_file():
+        return [path]
+    if path.is_dir():
+        return sorted(p for p in path.rglob("*.jsonl") if p.is_file())
+    return []
+
+
+def iter_records(path: str | Path) -> Iterator[dict[str, Any]]:
+    """Yield every readable record under ``path``; damaged lines raise a :class:`StoreWarning`
+    naming the file and line, and are skipped."""
+    for file in run_files(path):
+        with open(file, encoding="utf-8", errors="replace") as f:
+            for lineno, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    record = None
+                if not isinstance(record, dict):
+                    warnings.warn(
+                        f"{file}:{lineno}: skipped a damaged record (torn write or hand edit)",
+                        StoreWarning, stacklevel=2,
+                    )
+                    continue
+                yield record
+
+
+def load_records(path: str | Path) -> list[dict[str, Any]]:
+    return list(iter_records(path))
+
+
+def finished_cells(path: str | Path, *, retry_failed: bool = False) -> set[str]:
+    """Cell ids already measured under ``path``. Failed cells (``error``/``oom``) count as
+    finished too unless ``retry_failed``."""
+    statuses = DONE_STATUSES if retry_failed else STATUSES
+    return {r["cell_id"] for r in iter_records(path) if r.get("status") in statuses and "cell_id" in r}
+
+
+def load_results(path: str | Path | Iterable[str | Path]):
+    """Load records into a pandas DataFrame, one row per record.
+
+    Args:
+        path: a results folder (searched recursively for ``*.jsonl``), one file, or a list.
+
+    Nested objects become dotted columns (``env.torch_version``,
+    ``method_params.seed``); lists (``tokens_per_block``, ``latency_ms``) stay lists.
+    """
+    import pandas as pd
+
+    paths = [path] if isinstance(path, (str, Path)) else list(path)
+    records = [r for p in paths for r in iter_records(p)]
+    if not records:
+        return pd.DataFrame(columns=["status", "backbone", "method", "p_ratio", "gflops", "clips_per_s"])
+    return pd.json_normalize(records, max_level=1)
