@@ -31,7 +31,25 @@ _API = {
     "TokbenchError": "tokbench.errors",
 }
 
-__all__ = sorted(_API)
+__all__ = [
+    "BACKBONES",
+    "Clips",
+    "METHODS",
+    "Method",
+    "SelectionMethod",
+    "Sweep",
+    "TokbenchError",
+    "Tokens",
+    "VideoViT",
+    "VideoViTConfig",
+    "build_method",
+    "count_flops",
+    "create_backbone",
+    "load_results",
+    "measure_throughput",
+    "register_method",
+    "run_sweep",
+]
 
 
 def __getattr__(name: str) -> Any:

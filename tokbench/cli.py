@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from tokbench.errors import TokbenchError
+from tokbench.errors import TokbenchError, UnreachableError
 
 DEFAULT_P = "0.1:0.9"
 
@@ -95,7 +95,9 @@ def ls_cmd(what: str, fmt: str, verbose: bool) -> None:
         click.echo(json.dumps(rows, indent=2))
         return
     if not verbose:
-        keep = ("name", "aliases", "summary") if what == "methods" else ("name", "tokens", "embed_dim", "depth", "num_heads", "input")
+        brief = {"methods": ("name", "aliases", "summary"),
+                 "backbones": ("name", "tokens", "embed_dim", "depth", "num_heads", "input")}
+        keep = brief[what]
         rows = [{k: r[k] for k in keep} for r in rows]
     click.echo(_table(rows))
 
@@ -237,7 +239,7 @@ def _summary(records: list[dict]) -> str:
     for r in records:
         row = {"backbone": r["backbone"], "method": r["method_id"], "P": f"{r['p_ratio']:g}", "status": r["status"]}
         if "gflops" in r:
-            row.update(tokens=f"{r['tokens_kept']:g}", GFLOPs=f"{r['gflops']:.2f}", params_M=f"{r['params_m']:.1f}")
+            row.update(tokens=f"{r['tokens_kept']:g}", GFLOPs=f"{r['gflops']:.4g}", params_M=f"{r['params_m']:.4g}")
         if "clips_per_s" in r:
             row.update(**{"clips/s": f"{r['clips_per_s']:.2f}", "ms/clip": f"{r['ms_per_clip']:.1f}"})
         if r["status"] != "ok":
@@ -278,15 +280,18 @@ def flops_cmd(backbones, methods, p_ratio, checkpoint, num_classes, fmt) -> None
         config = resolve_config(backbone, checkpoint=ckpt, num_classes=num_classes)
         for spec in specs:
             cls = METHODS.get(parse_method_spec(spec)[0])
+            reference = build_method(spec, p_ratio=1.0)
             for p in ratios if cls.uses_p_ratio else (1.0,):
-                method = build_method(spec, p_ratio=p)
-                count = cached_flops(config, method)
-                rows.append({
-                    "backbone": backbone, "method": method_id(method), "p_ratio": p,
-                    "tokens_kept": round(count.tokens_per_block[0] - config.n_prefix, 2),
-                    "gflops": round(count.gflops, 4), "params_m": round(count.params / 1e6, 3),
-                    "embeds": cls.embeds,
-                })
+                row = {"backbone": backbone, "method": method_id(reference), "p_ratio": p, "tokens_kept": "",
+                       "gflops": "", "params_m": "", "embeds": cls.embeds, "status": "ok"}
+                try:
+                    count = cached_flops(config, build_method(spec, p_ratio=p))
+                except UnreachableError as e:  # reported, never clamped
+                    row["status"] = f"unreachable: {e}"
+                else:
+                    row.update(tokens_kept=round(count.tokens_per_block[0] - config.n_prefix, 2),
+                               gflops=round(count.gflops, 4), params_m=round(count.params / 1e6, 3))
+                rows.append(row)
     if fmt == "json":
         click.echo(json.dumps({"unit": FLOPS_UNIT, "rows": rows}, indent=2))
     elif fmt == "csv":

@@ -1,7 +1,7 @@
 """Results records: append-only JSONL files, loaded into pandas.
 
 One record (a JSON object on one line) per measured cell. A sweep appends to its own file,
-``<results>/runs/<machine>/<UTC stamp>_<name>_<pid>.jsonl``, and flushes each line to disk
+``<results>/runs/<machine>/<UTC stamp>_<name>_<pid>-<random>.jsonl``, and flushes each line to disk
 at once, so a killed sweep loses at most the cell in flight and two sweeps never write to
 the same file. Files are never rewritten. A damaged (torn) line is reported and skipped.
 
@@ -37,6 +37,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 import socket
 import warnings
 from collections.abc import Iterable, Iterator
@@ -77,15 +78,17 @@ class RunWriter:
     def __init__(self, results_dir: str | Path, name: str = "sweep") -> None:
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         safe = re.sub(r"[^A-Za-z0-9._-]+", "-", name) or "sweep"
-        self.path = Path(results_dir) / "runs" / machine_name() / f"{stamp}_{safe}_{os.getpid()}.jsonl"
-        self.run_id = f"{stamp}-{os.getpid()}"
+        # pid + random suffix: unique across processes and across sweeps of one process.
+        self.run_id = f"{stamp}-{os.getpid()}-{secrets.token_hex(3)}"
+        self.path = Path(results_dir) / "runs" / machine_name() / f"{stamp}_{safe}_{self.run_id[len(stamp) + 1:]}.jsonl"
         self._file = None
 
     def append(self, record: dict[str, Any]) -> None:
         """Write one record and force it to disk before returning."""
         if self._file is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - held open across cells
+            # "x": fail rather than ever append to another sweep's file.
+            self._file = open(self.path, "x", encoding="utf-8")  # noqa: SIM115 - held open across cells
         line = json.dumps(record, sort_keys=True, allow_nan=True)
         self._file.write(line + "\n")
         self._file.flush()

@@ -22,13 +22,16 @@ import logging
 import math
 import os
 import tempfile
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import warnings
-
 import torch
 from torch import Tensor, nn
+
+from tokbench.backbones.vit import VideoViT, VideoViTConfig
+from tokbench.errors import TokbenchError
+from tokbench.methods.base import Method
 
 # fvcore is TorchScript-based; torch 2.11+ warns that TorchScript is deprecated each time
 # fvcore scripts a helper at import or traces a model. Counting still works (checked in
@@ -38,10 +41,6 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message=_JIT_DEPRECATED, category=FutureWarning)
     from fvcore.nn import FlopCountAnalysis
     from fvcore.nn.jit_handles import get_shape
-
-from tokbench.backbones.vit import VideoViT, VideoViTConfig
-from tokbench.errors import TokbenchError
-from tokbench.methods.base import Method
 
 __all__ = [
     "FLOP_COUNTER", "FLOPS_UNIT", "FlopCount", "ZERO_COST_OPS", "count_flops", "cached_flops",

@@ -8,6 +8,7 @@ flushing each record as it completes.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import traceback
@@ -127,21 +128,29 @@ def plan(sweep: Sweep) -> list[Cell]:
         for spec in sweep.methods:
             name, _ = parse_method_spec(spec)
             cls = METHODS.get(name)
+            reference = build_method(spec, p_ratio=1.0)  # validates the options once
             ratios = sweep.p_ratios if cls.uses_p_ratio else (1.0,)
             for p in ratios:
-                method = build_method(spec, p_ratio=p)
+                _check_buildable(spec, p)
                 key_fields = {
                     "schema": SCHEMA_VERSION, "config": config.to_dict(), "weights": weights,
-                    "method": method.name, "params": method.params(), "p_ratio": p,
+                    "method": reference.name, "params": reference.params(), "p_ratio": p,
                     "metrics": sorted(sweep.metrics), "dataset": None, "protocol": "eval",
                     "seed": sweep.seed, **speed_keys,
                 }
                 cells.append(Cell(
                     backbone=backbone, config=config, weights=weights, method_spec=spec,
-                    method_name=method.name, method_id=method_id(method),
-                    method_params=method.params(), p_ratio=p, key=cell_key(key_fields),
+                    method_name=reference.name, method_id=method_id(reference),
+                    method_params=reference.params(), p_ratio=p, key=cell_key(key_fields),
                 ))
     return cells
+
+
+def _check_buildable(spec: str, p_ratio: float) -> None:
+    """Bad options at this P are input errors; a P the method cannot reach is not: that
+    cell is measured as ``unreachable`` and recorded."""
+    with contextlib.suppress(UnreachableError):
+        build_method(spec, p_ratio=p_ratio)
 
 
 def _base_record(cell: Cell, sweep: Sweep, run_id: str, env: dict) -> dict[str, Any]:

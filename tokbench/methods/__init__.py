@@ -10,9 +10,8 @@ from tokbench.methods.registry import (
     split_specs,
 )
 
-# Built-in methods register themselves on import.
-from tokbench.methods import none as _none  # noqa: E402,F401
-from tokbench.methods import random_drop as _random_drop  # noqa: E402,F401
+# Built-in methods register themselves on import (explicit, so a typo fails loudly).
+from tokbench.methods import none, random_drop  # noqa: F401  isort: skip
 
 __all__ = [
     "IDENTITY", "METHODS", "Method", "SelectionMethod", "build_method", "keep_count",

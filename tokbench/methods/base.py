@@ -51,7 +51,7 @@ def top_k_indices(scores: Tensor, k: int) -> Tensor:
     return scores.topk(k, dim=1, sorted=False).indices.sort(dim=1).values
 
 
-class Method(metaclass=ABCMeta):
+class Method(metaclass=ABCMeta):  # noqa: B024 - ABCMeta enforces SelectionMethod.scores
     """A token-reduction method. Override only the hooks you need; defaults are identity.
 
     Args:
@@ -102,7 +102,7 @@ class Method(metaclass=ABCMeta):
         return f"{type(self).__name__}({args})"
 
     # -- hooks -------------------------------------------------------------------------
-    def setup(self, backbone: VideoViT) -> None:
+    def setup(self, backbone: VideoViT) -> None:  # noqa: B027 - an optional hook
         """Called once with the backbone before the first forward pass."""
 
     def before_embed(self, clips: Clips, num_patches: int) -> Tensor | None:

@@ -1,0 +1,58 @@
+import pytest
+
+from tokbench.benchmark.spec import cell_key, parse_metrics, parse_p_ratios
+from tokbench.errors import SpecError
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("0.1:0.9", [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]),
+        ("0.1:0.9:0.2", [0.1, 0.3, 0.5, 0.7, 0.9]),
+        ("0.3,0.5,0.7", [0.3, 0.5, 0.7]),
+        ("0.5", [0.5]),
+        ("1", [1.0]),
+        ("0.25:1:0.25", [0.25, 0.5, 0.75, 1.0]),
+        ("0.1:0.5:0.3", [0.1, 0.4]),  # stop not on the grid: last whole step
+        (" 0.7, 0.3 ,0.7", [0.7, 0.3]),  # order kept, duplicates dropped
+    ],
+)
+def test_p_ratio_syntax(text, expected):
+    assert parse_p_ratios(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("0:0.5", "0 is outside (0, 1]"),
+        ("1.5", "1.5 is outside (0, 1]"),
+        ("-0.1", "outside (0, 1]"),
+        ("0.1:0.9:0", "step must be > 0"),
+        ("0.1:0.9:-0.1", "step must be > 0"),
+        ("0.9:0.1", "start 0.9 is greater than stop 0.1"),
+        ("0.1:0.2:0.3:0.4", "start:stop or start:stop:step"),
+        ("abc", "'abc' is not a number"),
+        ("0.1,,0.2", "'' is not a number"),
+        ("", "empty --p-ratio"),
+        ("inf", "must be finite"),
+    ],
+)
+def test_p_ratio_errors(text, fragment):
+    with pytest.raises(SpecError) as e:
+        parse_p_ratios(text)
+    assert fragment in str(e.value)
+
+
+def test_metrics():
+    assert parse_metrics("throughput,flops") == ("flops", "throughput")
+    with pytest.raises(SpecError, match="unknown metric 'acc'"):
+        parse_metrics("flops,acc")
+    with pytest.raises(SpecError, match="empty --metrics"):
+        parse_metrics(" , ")
+
+
+def test_cell_key_is_stable_and_order_free():
+    a = cell_key({"method": "random", "p": 0.5, "params": {"seed": 0, "x": 1}})
+    assert a == cell_key({"params": {"x": 1, "seed": 0}, "p": 0.5, "method": "random"})
+    assert a != cell_key({"method": "random", "p": 0.6, "params": {"seed": 0, "x": 1}})
+    assert len(a) == 16 and int(a, 16) >= 0
