@@ -33,9 +33,10 @@ def method_style(method: str) -> dict:
     """Colour and marker of a method (stable across figures and runs)."""
     import seaborn as sns
 
-    palette = sns.color_palette("tab20", 20)
-    i = _KNOWN.index(method) if method in _KNOWN else len(_KNOWN) + sum(map(ord, method)) % (20 - len(_KNOWN))
-    return {"color": palette[i % 20], "marker": _MARKERS[i % len(_MARKERS)]}
+    palette = sns.color_palette("tab10") + sns.color_palette("Dark2")  # 18 distinct, saturated
+    n = len(palette)
+    i = _KNOWN.index(method) if method in _KNOWN else len(_KNOWN) + sum(map(ord, method)) % (n - len(_KNOWN))
+    return {"color": palette[i % n], "marker": _MARKERS[i % len(_MARKERS)]}
 
 
 def _usable(df: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
@@ -50,6 +51,52 @@ def _usable(df: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     return ok
 
 
+def _ideal_curve(ax, panel: pd.DataFrame, full: pd.Series) -> None:
+    """Throughput if time fell exactly with FLOPs: clips/s = full_clips/s * full_GF / GF.
+    A method's points on this curve have realized-speedup efficiency 1."""
+    import numpy as np
+
+    x = np.geomspace(panel["gflops"].min(), full["gflops"], 100)
+    ax.plot(x, full["clips_per_s"] * full["gflops"] / x, color="grey", linestyle=":", linewidth=1,
+            label="ideal: time ∝ FLOPs", zorder=1)
+
+
+def _with_labels(df: pd.DataFrame) -> pd.DataFrame:
+    return df.assign(
+        device_label=df.get("env.device_name", pd.Series("?", index=df.index)).astype(str)
+        + ", batch " + df.get("batch_size", pd.Series(0, index=df.index)).astype(str),
+        label=df.get("method_id", df["method"]).astype(str),
+    )
+
+
+def throughput_figure(backbone: str, panel: pd.DataFrame):
+    """The throughput-vs-GFLOPs figure of one backbone (rows with status ok, labelled by
+    :func:`_with_labels`). Returns the matplotlib Figure; the caller saves and closes it."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.4), layout="constrained")
+    several_devices = panel["device_label"].nunique() > 1
+    for (label, device), line in panel.groupby(["label", "device_label"], sort=True):
+        method = line["method"].iloc[0]
+        style = method_style(method)
+        line = line.sort_values("gflops")
+        name = f"{label} [{device}]" if several_devices else label
+        if method in FULL_METHODS:
+            ax.scatter(line["gflops"], line["clips_per_s"], marker="*", s=220, color=style["color"],
+                       edgecolor="black", linewidth=0.6, zorder=5, label=f"{name} (full model)")
+            _ideal_curve(ax, panel[panel["device_label"] == device], line.iloc[0])
+            continue
+        dashed = bool(line["privileged"].iloc[0]) if "privileged" in line else False
+        ax.plot(line["gflops"], line["clips_per_s"], marker=style["marker"], color=style["color"],
+                linestyle="--" if dashed else "-", label=name)
+        for _, row in line.iterrows():
+            ax.annotate(f"{row['p_ratio']:g}", (row["gflops"], row["clips_per_s"]), textcoords="offset points",
+                        xytext=(4, 4), fontsize=7, color=style["color"])
+    devices = "; ".join(sorted(panel["device_label"].unique()))
+    ax.set(xlabel=GFLOPS_AXIS, ylabel="throughput (clips/s)", title=f"{backbone}: throughput vs FLOPs ({devices})")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, title="method (labels: P-Ratio)", title_fontsize=8)
+    return fig
+
+
 def plot_throughput_vs_gflops(df: pd.DataFrame, out_dir: str | Path) -> list[Path]:
     """Per backbone, clips/s (y) against measured GFLOPs (x), a line per method through its
     P-Ratio points and the full model as a star. Writes PNG and PDF; returns their paths.
@@ -60,33 +107,10 @@ def plot_throughput_vs_gflops(df: pd.DataFrame, out_dir: str | Path) -> list[Pat
     ok = _usable(df, ["gflops", "clips_per_s"])
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    ok = ok.assign(
-        device_label=ok.get("env.device_name", pd.Series("?", index=ok.index)).astype(str)
-        + " b" + ok.get("batch_size", pd.Series(0, index=ok.index)).astype(str),
-        label=ok.get("method_id", ok["method"]).astype(str),
-    )
+    ok = _with_labels(ok)
     paths: list[Path] = []
     for backbone, panel in ok.groupby("backbone", sort=True):
-        fig, ax = plt.subplots(figsize=(6.4, 4.4), layout="constrained")
-        several_devices = panel["device_label"].nunique() > 1
-        for (label, device), line in panel.groupby(["label", "device_label"], sort=True):
-            method = line["method"].iloc[0]
-            style = method_style(method)
-            line = line.sort_values("gflops")
-            name = f"{label} [{device}]" if several_devices else label
-            if method in FULL_METHODS:
-                ax.scatter(line["gflops"], line["clips_per_s"], marker="*", s=220, color=style["color"],
-                           edgecolor="black", linewidth=0.6, zorder=5, label=f"{name} (full model)")
-                continue
-            ax.plot(line["gflops"], line["clips_per_s"], marker=style["marker"], color=style["color"],
-                    linestyle="--" if bool(line.get("privileged", pd.Series([False])).iloc[0]) else "-", label=name)
-            for _, row in line.iterrows():
-                ax.annotate(f"{row['p_ratio']:g}", (row["gflops"], row["clips_per_s"]), textcoords="offset points",
-                            xytext=(4, 4), fontsize=7, color=style["color"])
-        devices = ", ".join(sorted(panel["device_label"].unique()))
-        ax.set(xlabel=GFLOPS_AXIS, ylabel="throughput (clips/s)", title=f"{backbone}: throughput vs FLOPs ({devices})")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, title="method (labels: P-Ratio)", title_fontsize=8)
+        fig = throughput_figure(str(backbone), panel)
         for suffix in ("png", "pdf"):
             path = out_dir / f"throughput_vs_gflops_{backbone}.{suffix}"
             fig.savefig(path, dpi=150)

@@ -1,0 +1,67 @@
+"""Plot content on hand-made results frames (no torch, no measurement)."""
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import pytest
+
+from tokbench.errors import TokbenchError
+from tokbench.report.plots import (
+    GFLOPS_AXIS,
+    _with_labels,
+    method_style,
+    plot_throughput_vs_gflops,
+    throughput_figure,
+)
+
+
+def frame(device="CPU X", batch=1):
+    rows = [("none", 1.0, 100.0, 2.0)] + [("random", p, 100.0 * p, 2.0 / p * 0.9) for p in (0.25, 0.5, 0.75)]
+    return pd.DataFrame([
+        {"status": "ok", "backbone": "vit", "method": m, "method_id": m, "p_ratio": p, "gflops": g,
+         "clips_per_s": c, "privileged": False, "env.device_name": device, "batch_size": batch}
+        for m, p, g, c in rows
+    ])
+
+
+def test_figure_has_full_model_star_ideal_curve_and_method_line():
+    fig = throughput_figure("vit", _with_labels(frame()))
+    ax = fig.axes[0]
+    _, labels = ax.get_legend_handles_labels()
+    assert labels == ["none (full model)", "ideal: time ∝ FLOPs", "random"]
+    assert ax.get_xlabel() == GFLOPS_AXIS == "GFLOPs per view (fvcore: 1 multiply-add = 1 FLOP)"
+    ideal = next(line for line in ax.get_lines() if line.get_label() == "ideal: time ∝ FLOPs")
+    x, y = ideal.get_data()
+    assert (x * y) == pytest.approx(200.0)  # full model: 2 clips/s at 100 GFLOPs
+    random = next(line for line in ax.get_lines() if line.get_label() == "random")
+    assert list(random.get_xdata()) == [25.0, 50.0, 75.0]  # sorted by measured cost
+    assert "CPU X, batch 1" in ax.get_title()
+    plt.close(fig)
+
+
+def test_devices_are_never_mixed_on_one_line():
+    both = pd.concat([frame("CPU X", 1), frame("GPU Y", 8)], ignore_index=True)
+    fig = throughput_figure("vit", _with_labels(both))
+    _, labels = fig.axes[0].get_legend_handles_labels()
+    assert "random [CPU X, batch 1]" in labels and "random [GPU Y, batch 8]" in labels
+    plt.close(fig)
+
+
+def test_styles_are_fixed_per_method():
+    assert method_style("random") == method_style("random")
+    assert method_style("none")["color"] != method_style("random")["color"]
+    assert method_style("none")["marker"] == "*"
+
+
+def test_files_written_and_failed_rows_ignored(tmp_path):
+    df = pd.concat([frame(), pd.DataFrame([{"status": "error", "backbone": "vit", "method": "random",
+                                             "p_ratio": 0.1, "gflops": None, "clips_per_s": None}])])
+    paths = plot_throughput_vs_gflops(df, tmp_path)
+    assert [p.name for p in paths] == ["throughput_vs_gflops_vit.png", "throughput_vs_gflops_vit.pdf"]
+    assert paths[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and paths[1].read_bytes()[:4] == b"%PDF"
+
+
+def test_nothing_to_plot_is_a_clear_error(tmp_path):
+    with pytest.raises(TokbenchError, match="no clips_per_s column"):
+        plot_throughput_vs_gflops(frame().drop(columns="clips_per_s"), tmp_path)
+    with pytest.raises(TokbenchError, match="no results with status ok"):
+        plot_throughput_vs_gflops(frame().assign(status="error"), tmp_path)
