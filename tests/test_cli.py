@@ -311,3 +311,21 @@ def test_flops_reports_unreachable_points_instead_of_failing():
         "0.25", "unreachable: floor: P below 0.5 is out of reach", ""
     )
     assert rows[1]["status"] == "ok" and float(rows[1]["gflops"]) > 0
+
+
+def test_run_with_a_local_checkpoint_records_its_identity(tmp_path):
+    import hashlib
+
+    import torch
+
+    from tokbench.backbones import create_backbone
+    from tokbench.store import load_results
+
+    ckpt = tmp_path / "tiny.pth"
+    torch.save({"model": create_backbone("test_tiny").state_dict()}, ckpt)
+    digest = hashlib.sha256(ckpt.read_bytes()).hexdigest()[:12]
+    r = invoke("run", "--backbone", "test_tiny", "--methods", "none", "--metrics", "flops",
+               "--checkpoint", str(ckpt), "--results", str(tmp_path / "results"))
+    assert r.exit_code == 0, r.stderr
+    df = load_results(tmp_path / "results")
+    assert df["weights"].tolist() == [f"tiny.pth@{digest}"] and df["status"].tolist() == ["ok"]

@@ -170,3 +170,26 @@ def test_content_dependent_cost_is_averaged_per_clip():
     assert count.gflops_std * 1e9 == pytest.approx(abs(per_clip[1] - per_clip[0]) / 2, abs=1)
     assert count.tokens_per_block == [17.0, 17.0]
     assert math.isfinite(count.gflops)
+
+
+def _count_on(device: str, name: str, method) -> float:
+    from tokbench.backbones.vit import VideoViT
+    from tokbench.benchmark.flops import count_flops as count
+
+    config = BACKBONES.get(name)
+    with torch.device(device):
+        backbone = VideoViT(config)
+    return count(config, method, backbone=backbone).gflops
+
+
+@pytest.mark.parametrize("p", [1.0, 0.3])
+def test_meta_device_count_equals_real_tensor_count(p):
+    """Counting on the meta device (no arithmetic) must see the same ops as a real run."""
+    method = build_method("random", p_ratio=p)
+    assert _count_on("meta", "test_tiny", method) == _count_on("cpu", "test_tiny", method)
+
+
+@pytest.mark.slow
+def test_meta_device_count_equals_real_tensor_count_videomae_b():
+    method = build_method("random", p_ratio=0.5)
+    assert _count_on("meta", "videomae_b", method) == _count_on("cpu", "videomae_b", method)
