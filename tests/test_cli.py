@@ -329,3 +329,8 @@ def test_run_with_a_local_checkpoint_records_its_identity(tmp_path):
     assert r.exit_code == 0, r.stderr
     df = load_results(tmp_path / "results")
     assert df["weights"].tolist() == [f"tiny.pth@{digest}"] and df["status"].tolist() == ["ok"]
+
+
+def test_bare_command_shows_help():
+    r = invoke()
+    assert r.exit_code == 0 and "Commands:" in r.stdout and r.stderr == ""

@@ -28,6 +28,9 @@ class TokbenchGroup(click.Group):
         try:
             code = super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
             code = code if isinstance(code, int) else 0
+        except click.exceptions.NoArgsIsHelpError as e:  # bare `tokbench`: show the help
+            click.echo(e.ctx.get_help())
+            code = 0
         except click.UsageError as e:  # bad options, including click's own validation
             hint = f" (see '{e.ctx.command_path} --help')" if e.ctx else ""
             click.echo(f"tokbench: error: {_one_line(e.format_message())}{hint}", err=True)

@@ -60,8 +60,12 @@ def _cpu_model() -> str:
 
 @functools.cache
 def git_revision() -> str | None:
-    """Commit of the tokbench source tree (``+dirty`` when modified), or None outside git."""
+    """Commit of the tokbench source tree (``+dirty`` when modified), or None when tokbench
+    is not run from a git checkout (an installed wheel inside some other repository must not
+    report that repository's commit)."""
     root = Path(__file__).resolve().parents[2]
+    if not (root / ".git").exists():
+        return None
     try:
         sha = subprocess.run(
             ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5

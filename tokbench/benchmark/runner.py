@@ -173,7 +173,8 @@ def _measure(cell: Cell, sweep: Sweep, method: Method, model: Callable[[], Video
              device: torch.device) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if "flops" in sweep.metrics:
-        flops = cached_flops(cell.config, method)
+        # Its own instance: counting calls setup() with a meta-device backbone.
+        flops = cached_flops(cell.config, build_method(cell.method_spec, p_ratio=cell.p_ratio))
         out.update(
             gflops=flops.gflops, gflops_std=flops.gflops_std, flop_counter=flops.counter,
             params_m=flops.params / 1e6, tokens_per_block=flops.tokens_per_block,
