@@ -27,6 +27,7 @@ Record fields (schema version 1):
 ``clips_per_s``        throughput; ``ms_per_clip``, ``median_ms``/``iqr_ms`` (per batch),
                        ``latency_ms`` (raw samples), ``batch_size``, ``warmup``,
                        ``repeats``, ``dtype``, ``device``, ``peak_mem_mb``
+``attn_impl``          attention kernel that ran (``sdpa`` or ``explicit``); ``compiled``
 ``env``                versions, device name, threads, git revision (nested object;
                        ``env.<key>`` columns in pandas)
 =====================  ==============================================================

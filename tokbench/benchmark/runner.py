@@ -165,7 +165,10 @@ def _base_record(cell: Cell, sweep: Sweep, run_id: str, env: dict) -> dict[str, 
         "depth": c.depth, "dataset": None, "split": None, "protocol": "eval", "seed": sweep.seed,
         "views": 1, "method": cell.method_name, "method_id": cell.method_id,
         "method_params": cell.method_params, "privileged": cls.privileged, "embeds": cls.embeds,
-        "p_ratio": cell.p_ratio, "metrics": list(sweep.metrics), "env": env,
+        "p_ratio": cell.p_ratio, "metrics": list(sweep.metrics),
+        # The kernel that actually ran: a method needing attention probabilities forces it.
+        "attn_impl": "explicit" if cls.attn_needs == "probs" else c.attn_impl, "compiled": False,
+        "env": env,
     }
 
 
