@@ -29,10 +29,13 @@ _API = {
     "run_sweep": "tokbench.benchmark.runner",
     "load_results": "tokbench.store",
     "TokbenchError": "tokbench.errors",
+    "create_dataset": "tokbench.data",
+    "DATASETS": "tokbench.data",
 }
 
 __all__ = [
     "BACKBONES",
+    "DATASETS",
     "Clips",
     "METHODS",
     "Method",
@@ -44,6 +47,7 @@ __all__ = [
     "VideoViTConfig",
     "build_method",
     "count_flops",
+    "create_dataset",
     "create_backbone",
     "load_results",
     "measure_throughput",
@@ -63,6 +67,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from tokbench.benchmark.flops import count_flops
     from tokbench.benchmark.runner import Sweep, run_sweep
     from tokbench.benchmark.timing import measure_throughput
+    from tokbench.data import DATASETS, create_dataset
     from tokbench.errors import TokbenchError
     from tokbench.methods import METHODS, Method, SelectionMethod, build_method, register_method
     from tokbench.store import load_results

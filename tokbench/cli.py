@@ -82,24 +82,26 @@ def cli(debug: bool) -> None:
 # -- ls --------------------------------------------------------------------------------
 
 @cli.command("ls")
-@click.argument("what", type=click.Choice(["methods", "backbones"]))
+@click.argument("what", type=click.Choice(["methods", "backbones", "datasets"]))
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @click.option("-v", "--verbose", is_flag=True, help="Show options and descriptions.")
 def ls_cmd(what: str, fmt: str, verbose: bool) -> None:
-    """List registered methods or backbones.
+    """List registered methods, backbones or datasets.
 
     \b
     Example:
       tokbench ls methods -v
+      tokbench ls datasets -v
       tokbench ls backbones --format json
     """
-    rows = _method_rows() if what == "methods" else _backbone_rows()
+    rows = {"methods": _method_rows, "backbones": _backbone_rows, "datasets": _dataset_rows}[what]()
     if fmt == "json":
         click.echo(json.dumps(rows, indent=2))
         return
     if not verbose:
         brief = {"methods": ("name", "aliases", "summary"),
-                 "backbones": ("name", "tokens", "embed_dim", "depth", "num_heads", "input")}
+                 "backbones": ("name", "tokens", "embed_dim", "depth", "num_heads", "input"),
+                 "datasets": ("name", "kind", "mirrors", "task", "classes", "eval_split", "views")}
         keep = brief[what]
         rows = [{k: r[k] for k in keep} for r in rows]
     click.echo(_table(rows))
@@ -136,6 +138,30 @@ def _backbone_rows() -> list[dict]:
     return rows
 
 
+def _dataset_rows() -> list[dict]:
+    from tokbench.data import DATASETS
+
+    rows = []
+    for name in DATASETS.names():
+        c = DATASETS.get(name).card
+        classes = f"{c.num_verbs}x{c.num_nouns}" if c.task == "verb_noun" else str(c.num_classes)
+        rows.append({
+            "name": name, "kind": c.kind, "mirrors": c.mirrors, "task": c.task, "classes": classes,
+            "metric": c.metric, "eval_split": c.eval_split, "views": f"{c.views[0]}x{c.views[1]}",
+            "splits": ",".join(c.splits), "decides": c.decides, "stresses": c.stresses,
+            "files": ", ".join(c.files), "notes": c.notes,
+            "class_names": _class_names(c),
+        })
+    return rows
+
+
+def _class_names(card) -> str:
+    if card.task == "verb_noun" and "verbs" in card.extra:
+        return f"verbs: {', '.join(card.extra['verbs'])}; nouns: {', '.join(card.extra['nouns'])}"
+    names = card.extra.get("classes")
+    return "; ".join(names) if names else "(from the annotation files)"
+
+
 def _table(rows: list[dict]) -> str:
     if not rows:
         return "(none)"
@@ -144,6 +170,31 @@ def _table(rows: list[dict]) -> str:
     lines = ["  ".join(c.ljust(width[c]) for c in cols), "  ".join("-" * width[c] for c in cols)]
     lines += ["  ".join(str(r[c]).ljust(width[c]) for c in cols) for r in rows]
     return "\n".join(line.rstrip() for line in lines)
+
+
+# -- preview -------------------------------------------------------------------------------
+
+@cli.command("preview")
+@click.option("--dataset", required=True, help="Dataset name (see 'tokbench ls datasets').")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="PNG file to write.")
+@click.option("--split", default=None, help="Split to draw from [default: the dataset's eval split].")
+@click.option("--clips", type=click.IntRange(1, 32), default=4, show_default=True, help="Clips (rows) to draw.")
+@click.option("--data-root", type=click.Path(path_type=Path), default=None, help="Data folder of a real dataset.")
+def preview_cmd(dataset: str, out: Path, split: str | None, clips: int, data_root: Path | None) -> None:
+    """Draw a contact sheet of a few clips of a dataset with their labels.
+
+    \b
+    Example:
+      tokbench preview --dataset synth-motion --out motion.png
+      tokbench preview --dataset ssv2 --data-root /data/ssv2 --out ssv2.png
+    """
+    from tokbench.data import DATASETS
+    from tokbench.data.preview import contact_sheet
+
+    card = DATASETS.get(dataset).card
+    overrides = {"num_clips": max(clips, 8)} if card.kind == "synthetic" else {"limit": clips}
+    path = contact_sheet(dataset, out, split=split or card.eval_split, clips=clips, root=data_root, **overrides)
+    click.echo(str(path))
 
 
 # -- shared options ----------------------------------------------------------------------

@@ -52,12 +52,14 @@ def temporal_indices(total: int, num_frames: int, clips: int = 1) -> list[list[i
     """
     if total < 1:
         raise TokbenchError("cannot sample frames from a video with no frames")
-    out = []
-    for c in range(clips):
-        start, length = total * c / clips, total / clips
-        step = length / num_frames
-        out.append([min(total - 1, int(start + step * (i + 0.5))) for i in range(num_frames)])
-    return out
+    if num_frames < 1 or clips < 1:
+        raise TokbenchError(f"num_frames and clips must be >= 1, got {num_frames} and {clips}")
+    # Centre of frame slot i of clip c is total * (c * T + i + 0.5) / (clips * T); integer
+    # arithmetic, so an exact centre k is k (floats gave k - 1 for some totals).
+    return [
+        [min(total - 1, total * (2 * c * num_frames + 2 * i + 1) // (2 * clips * num_frames)) for i in range(num_frames)]
+        for c in range(clips)
+    ]
 
 
 def _resize_short_side(frames: Tensor, size: int) -> Tensor:
@@ -94,6 +96,8 @@ def normalize(frames: Tensor) -> Tensor:
 def to_views(clips: list[Tensor], spec: ViewSpec) -> Tensor:
     """Decoded clips (each uint8 (T, H, W, C), one per temporal clip) -> normalised views,
     (C, T, S, S) for one view or (V, C, T, S, S), ordered clip-major then crop."""
+    if len(clips) != spec.temporal_clips:
+        raise TokbenchError(f"expected {spec.temporal_clips} decoded clip(s) for {spec}, got {len(clips)}")
     views = []
     for clip in clips:
         frames = clip.permute(3, 0, 1, 2).float() / 255.0  # (C, T, H, W)
