@@ -334,3 +334,30 @@ def test_run_with_a_local_checkpoint_records_its_identity(tmp_path):
 def test_bare_command_shows_help():
     r = invoke()
     assert r.exit_code == 0 and "Commands:" in r.stdout and r.stderr == ""
+
+
+def test_ls_datasets_lists_all_twelve():
+    r = invoke("ls", "datasets", "--format", "json")
+    assert r.exit_code == 0, r.stderr
+    rows = {row["name"]: row for row in json.loads(r.stdout)}
+    assert sorted(rows) == sorted([
+        "kinetics400", "ssv2", "epic-kitchens-100", "diving48", "jester", "charades",
+        "synth-appearance", "synth-motion", "synth-egocentric", "synth-sequence", "synth-gesture", "synth-multilabel",
+    ])
+    assert rows["synth-egocentric"]["classes"] == "5x6" and rows["charades"]["metric"] == "mAP"
+    assert "verbs: take" in rows["synth-egocentric"]["class_names"]
+
+
+def test_preview_draws_a_contact_sheet(tmp_path):
+    out = tmp_path / "sheet.png"
+    r = invoke("preview", "--dataset", "synth-gesture", "--out", out, "--clips", "2")
+    assert r.exit_code == 0, r.stderr
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and r.stdout.strip() == str(out)
+
+
+def test_preview_of_a_real_dataset_needs_its_folder(tmp_path):
+    r = invoke("preview", "--dataset", "ssv2", "--out", tmp_path / "x.png")
+    assert r.exit_code == 2 and r.stderr.count("\n") == 1
+    assert "needs its data folder" in r.stderr and "--data-root" in r.stderr
+    r = invoke("preview", "--dataset", "ssv2", "--data-root", tmp_path / "nope", "--out", tmp_path / "x.png")
+    assert r.exit_code == 2 and "tokbench: error:" in r.stderr and not (tmp_path / "x.png").exists()

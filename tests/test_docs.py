@@ -36,3 +36,11 @@ def test_constraints_pin_the_tested_torch_pair():
     pins = dict(line.split("==") for line in (ROOT / "constraints.txt").read_text().splitlines()
                 if line and not line.startswith("#"))
     assert pins["torch"] == "2.14.1" and pins["torchvision"] == "0.29.1"
+
+
+def test_every_dataset_is_documented_in_the_readme():
+    from tokbench.data import DATASETS
+
+    text = (ROOT / "README.md").read_text()
+    for name in DATASETS.names():
+        assert f"`{name}`" in text, f"add {name} to the README's datasets section"
