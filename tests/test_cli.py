@@ -97,6 +97,7 @@ def test_ls_backbones():
     assert lines[0].split() == ["name", "tokens", "embed_dim", "depth", "num_heads", "input"]
     rows = {line.split()[0]: line.split() for line in lines[2:]}
     assert rows == {
+        "synth_tiny": ["synth_tiny", "288", "96", "4", "3", "16x48x48"],
         "test_tiny": ["test_tiny", "32", "32", "2", "2", "4x32x32"],
         "videomae_b": ["videomae_b", "1568", "768", "12", "12", "16x224x224"],
         "videomae_l": ["videomae_l", "1568", "1024", "24", "16", "16x224x224"],

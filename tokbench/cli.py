@@ -234,7 +234,15 @@ def _check_checkpoint(path: Path | None) -> str | None:
 
 @cli.command("run")
 @_sweep_options
-@click.option("--metrics", default="flops,throughput", show_default=True, help="What to measure: flops, throughput.")
+@click.option("--dataset", "datasets", default=None,
+              help="Dataset(s) for accuracy, comma-separated (see 'tokbench ls datasets'). Without it: cost only.")
+@click.option("--data-root", type=click.Path(path_type=Path), default=None, help="Folder of a real dataset.")
+@click.option("--split", default=None, help="Split to evaluate [default: each dataset's evaluation split].")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Evaluate only the first N videos.")
+@click.option("--eval-batch-size", type=click.IntRange(min=1), default=8, show_default=True, help="Videos per accuracy batch.")
+@click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True, help="DataLoader worker processes.")
+@click.option("--metrics", default=None,
+              help="What to measure: accuracy, flops, throughput [default: all three with --dataset, else flops,throughput].")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--dtype", default="auto", show_default=True, help="auto (bf16 autocast on CUDA, fp32 on CPU), fp32, bf16, fp16.")
 @click.option("--batch-size", type=int, default=1, show_default=True, help="Clips per timed forward pass.")
@@ -245,8 +253,8 @@ def _check_checkpoint(path: Path | None) -> str | None:
               help="Results folder; records are appended under runs/<machine>/.")
 @click.option("--name", default="sweep", show_default=True, help="Label for this run's results file.")
 @click.option("--retry-failed", is_flag=True, help="Re-run cells stored with status error or oom.")
-def run_cmd(backbones, methods, p_ratio, checkpoint, num_classes, metrics, device, dtype, batch_size,
-            warmup, repeats, seed, results_dir, name, retry_failed) -> None:
+def run_cmd(backbones, methods, p_ratio, checkpoint, num_classes, datasets, data_root, split, limit, eval_batch_size,
+            workers, metrics, device, dtype, batch_size, warmup, repeats, seed, results_dir, name, retry_failed) -> None:
     """Measure a sweep: backbones x methods x P-Ratios.
 
     Appends one record per cell to an append-only JSONL file under RESULTS/runs/ and
@@ -257,18 +265,30 @@ def run_cmd(backbones, methods, p_ratio, checkpoint, num_classes, metrics, devic
     Example:
       tokbench run --backbone videomae_s --methods none,random --p-ratio 0.1:0.9 \\
                    --metrics flops,throughput --device cpu
+      tokbench run --dataset synth-motion --backbone synth_tiny --checkpoint motion.safetensors
+      tokbench run --dataset ssv2 --data-root /data/ssv2 --backbone videomae_b --checkpoint ssv2.pth
     """
     from tokbench.benchmark.runner import Sweep, plan, run_sweep
     from tokbench.benchmark.spec import parse_metrics, parse_p_ratios
 
+    dataset_names = _split(datasets) if datasets is not None else (None,)
+    if datasets is not None and not dataset_names:
+        raise TokbenchError("empty --dataset: give dataset names, e.g. synth-motion (see 'tokbench ls datasets')")
+    if metrics is None:
+        metrics = "accuracy,flops,throughput" if datasets is not None else "flops,throughput"
+    if data_root is not None and not data_root.is_dir():
+        raise TokbenchError(f"--data-root {data_root}: no such folder")
     sweep = Sweep(
         backbones=_split(backbones), methods=_methods(methods), p_ratios=tuple(parse_p_ratios(p_ratio)),
         metrics=parse_metrics(metrics), device=device, dtype=dtype, batch_size=batch_size,
         warmup=warmup, repeats=repeats, seed=seed, checkpoint=_check_checkpoint(checkpoint),
-        num_classes=num_classes, name=name,
+        num_classes=num_classes, name=name, datasets=dataset_names,
+        data_root=str(data_root) if data_root else None, split=split, limit=limit,
+        eval_batch_size=eval_batch_size, num_workers=workers,
     )
     cells = plan(sweep)  # validates everything before the store is touched
-    click.echo(f"tokbench run: {len(cells)} cells ({', '.join(sweep.backbones)} x {len(sweep.methods)} methods x "
+    data = f"{', '.join(d for d in sweep.datasets if d)} x " if datasets is not None else ""
+    click.echo(f"tokbench run: {len(cells)} cells ({data}{', '.join(sweep.backbones)} x {len(sweep.methods)} methods x "
                f"{len(sweep.p_ratios)} P-Ratios), metrics {', '.join(sweep.metrics)}", err=True)
     result = run_sweep(sweep, results_dir=results_dir, retry_failed=retry_failed, progress=_progress)
     if result.skipped:
@@ -291,7 +311,13 @@ def _progress(cells):
 def _summary(records: list[dict]) -> str:
     rows = []
     for r in records:
-        row = {"backbone": r["backbone"], "method": r["method_id"], "P": f"{r['p_ratio']:g}", "status": r["status"]}
+        row = {"dataset": r["dataset"]} if r.get("dataset") else {}
+        row.update(backbone=r["backbone"], method=r["method_id"], P=f"{r['p_ratio']:g}", status=r["status"])
+        for metric in ("top1", "mAP", "action_top1"):
+            if r.get(metric) is not None:
+                row["accuracy"] = f"{metric} {100 * r[metric]:.1f}"
+        if r.get("skipped_videos"):
+            row["skipped"] = str(r["skipped_videos"])
         if "gflops" in r:
             row.update(tokens=f"{r['tokens_kept']:g}", GFLOPs=f"{r['gflops']:.4g}", params_M=f"{r['params_m']:.4g}")
         if "clips_per_s" in r:

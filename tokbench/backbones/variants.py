@@ -19,6 +19,13 @@ _VIDEOMAE = dict(num_frames=16, img_size=224, tubelet_size=2, patch_size=16, num
 BACKBONES.register("videomae_s", VideoViTConfig(**_VIDEOMAE, embed_dim=384, depth=12, num_heads=6))
 BACKBONES.register("videomae_b", VideoViTConfig(**_VIDEOMAE, embed_dim=768, depth=12, num_heads=12))
 BACKBONES.register("videomae_l", VideoViTConfig(**_VIDEOMAE, embed_dim=1024, depth=24, num_heads=16))
+# The synthetic suite's geometry (16 x 48 x 48 clips, 2 x 8 x 8 tubelets -> 8 x 6 x 6 = 288
+# tokens): small enough to train on a CPU; the zoo's backbones use it.
+BACKBONES.register(
+    "synth_tiny",
+    VideoViTConfig(num_frames=16, img_size=48, tubelet_size=2, patch_size=8, embed_dim=96, depth=4, num_heads=3,
+                   num_classes=10),
+)
 # For tests: 4x32x32 clips, 2x8x8 tubelets -> 2x4x4 = 32 patch tokens plus a CLS prefix.
 BACKBONES.register(
     "test_tiny",

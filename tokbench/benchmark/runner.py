@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import logging
 import traceback
 from collections.abc import Callable
@@ -21,11 +22,13 @@ import torch
 
 from tokbench.backbones import BACKBONES, VideoViT, VideoViTConfig, create_backbone, resolve_config
 from tokbench.benchmark.environment import collect_environment, device_name, resolve_device
+from tokbench.benchmark.evaluate import evaluate, head_size
 from tokbench.benchmark.flops import cached_flops
 from tokbench.benchmark.spec import cell_key
 from tokbench.benchmark.timing import measure_throughput, resolve_dtype
+from tokbench.data import DATASETS, create_dataset
 from tokbench.errors import TokbenchError, UnreachableError
-from tokbench.methods import METHODS, Method, build_method, method_id, parse_method_spec
+from tokbench.methods import METHODS, build_method, method_id, parse_method_spec
 from tokbench.store import SCHEMA_VERSION, RunWriter, finished_cells, utc_now
 
 __all__ = ["Sweep", "Cell", "plan", "run_sweep", "SweepResult"]
@@ -35,7 +38,12 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Sweep:
-    """What to measure: the cross product backbones x methods x p_ratios."""
+    """What to measure: the cross product datasets x backbones x methods x p_ratios.
+
+    ``datasets`` holds ``None`` for a cost-only sweep (FLOPs and throughput, no data).
+    With datasets, each clip is made in the backbone's geometry (frames, size) and the
+    backbone's head is sized for the dataset.
+    """
 
     backbones: tuple[str, ...]
     methods: tuple[str, ...]  # spec strings, e.g. "random(seed=1)"
@@ -50,12 +58,20 @@ class Sweep:
     checkpoint: str | None = None
     num_classes: int | None = None
     name: str = "sweep"
+    datasets: tuple[str | None, ...] = (None,)
+    data_root: str | None = None  # the folder of a real dataset
+    split: str | None = None  # default: each dataset's evaluation split
+    limit: int | None = None  # evaluate only the first N videos (smoke runs)
+    eval_batch_size: int = 8
+    num_workers: int = 0
 
 
 @dataclass(frozen=True)
 class Cell:
     """One point of a sweep, fully resolved."""
 
+    dataset: str | None
+    split: str | None
     backbone: str
     config: VideoViTConfig
     weights: str
@@ -111,6 +127,8 @@ def plan(sweep: Sweep) -> list[Cell]:
     _check_positive(sweep)
     device = resolve_device(sweep.device)
     resolve_dtype(sweep.dtype, device)
+    if "accuracy" in sweep.metrics and None in sweep.datasets:
+        raise TokbenchError("the accuracy metric needs a dataset: pass --dataset NAME (see 'tokbench ls datasets')")
     throughput = "throughput" in sweep.metrics
     speed_keys = (
         {"device": device_name(device), "dtype": resolve_dtype(sweep.dtype, device),
@@ -120,30 +138,60 @@ def plan(sweep: Sweep) -> list[Cell]:
     cells: list[Cell] = []
     for backbone in sweep.backbones:
         BACKBONES.get(backbone)  # unknown name -> suggestions
-        config = resolve_config(backbone, checkpoint=sweep.checkpoint, num_classes=sweep.num_classes)
-        if sweep.checkpoint is not None:
-            # Load once now so a checkpoint that does not fit fails before anything runs.
-            create_backbone(backbone, checkpoint=sweep.checkpoint, num_classes=sweep.num_classes)
+        base = resolve_config(backbone, checkpoint=sweep.checkpoint, num_classes=sweep.num_classes)
         weights = weights_id(sweep.checkpoint)
-        for spec in sweep.methods:
-            name, _ = parse_method_spec(spec)
-            cls = METHODS.get(name)
-            reference = build_method(spec, p_ratio=1.0)  # validates the options once
-            ratios = sweep.p_ratios if cls.uses_p_ratio else (1.0,)
-            for p in ratios:
-                _check_buildable(spec, p)
-                key_fields = {
-                    "schema": SCHEMA_VERSION, "config": config.to_dict(), "weights": weights,
-                    "method": reference.name, "params": reference.params(), "p_ratio": p,
-                    "metrics": sorted(sweep.metrics), "dataset": None, "protocol": "eval",
-                    "seed": sweep.seed, **speed_keys,
-                }
-                cells.append(Cell(
-                    backbone=backbone, config=config, weights=weights, method_spec=spec,
-                    method_name=reference.name, method_id=method_id(reference),
-                    method_params=reference.params(), p_ratio=p, key=cell_key(key_fields),
-                ))
+        for dataset_name in sweep.datasets:
+            config, data_keys = base, {"dataset": None}
+            if dataset_name is not None:
+                dataset = open_dataset(sweep, dataset_name, base)
+                heads = head_size(dataset)
+                if sweep.num_classes is not None and sweep.num_classes != heads:
+                    raise TokbenchError(f"--num-classes {sweep.num_classes} does not fit {dataset_name}, which needs "
+                                        f"{heads} outputs; leave it out to size the head from the dataset")
+                config = resolve_config(backbone, checkpoint=sweep.checkpoint, num_classes=heads)
+                data_keys = {"dataset": dataset_name, "split": dataset.split, "views": dataset.views,
+                             "clips": len(dataset), "limit": sweep.limit}
+            if sweep.checkpoint is not None:
+                # Load once now so a checkpoint that does not fit fails before anything runs.
+                create_backbone(backbone, checkpoint=sweep.checkpoint, num_classes=config.num_classes)
+            for spec in sweep.methods:
+                name, _ = parse_method_spec(spec)
+                cls = METHODS.get(name)
+                reference = build_method(spec, p_ratio=1.0)  # validates the options once
+                ratios = sweep.p_ratios if cls.uses_p_ratio else (1.0,)
+                for p in ratios:
+                    _check_buildable(spec, p)
+                    key_fields = {
+                        "schema": SCHEMA_VERSION, "config": config.to_dict(), "weights": weights,
+                        "method": reference.name, "params": reference.params(), "p_ratio": p,
+                        "metrics": sorted(sweep.metrics), "protocol": "eval", "seed": sweep.seed,
+                        **data_keys, **speed_keys,
+                    }
+                    cells.append(Cell(
+                        dataset=dataset_name, split=data_keys.get("split"), backbone=backbone, config=config,
+                        weights=weights, method_spec=spec, method_name=reference.name,
+                        method_id=method_id(reference), method_params=reference.params(), p_ratio=p,
+                        key=cell_key(key_fields),
+                    ))
     return cells
+
+
+def open_dataset(sweep: Sweep, name: str, config: VideoViTConfig):
+    """The evaluation split of dataset ``name`` with clips in the backbone's geometry.
+
+    Raises:
+        DataError: a missing folder or annotation file, or no readable video.
+    """
+    card = DATASETS.get(name).card
+    overrides: dict[str, Any] = {"frames": config.num_frames, "size": config.img_size}
+    if sweep.limit is not None:
+        overrides["num_clips" if card.kind == "synthetic" else "limit"] = sweep.limit
+    dataset = create_dataset(name, split=sweep.split or card.eval_split, root=sweep.data_root, **overrides)
+    if card.kind == "real":
+        from tokbench.data.real import check_readable
+
+        check_readable(dataset)
+    return dataset
 
 
 def _check_buildable(spec: str, p_ratio: float) -> None:
@@ -162,8 +210,8 @@ def _base_record(cell: Cell, sweep: Sweep, run_id: str, env: dict) -> dict[str, 
         "backbone": cell.backbone, "weights": cell.weights, "num_classes": c.num_classes,
         "frames": c.num_frames, "img_size": c.img_size, "tubelet": c.tubelet_size,
         "patch": c.patch_size, "num_patches": c.num_patches, "embed_dim": c.embed_dim,
-        "depth": c.depth, "dataset": None, "split": None, "protocol": "eval", "seed": sweep.seed,
-        "views": 1, "method": cell.method_name, "method_id": cell.method_id,
+        "depth": c.depth, "dataset": cell.dataset, "split": cell.split, "protocol": "eval", "seed": sweep.seed,
+        "method": cell.method_name, "method_id": cell.method_id,
         "method_params": cell.method_params, "privileged": cls.privileged, "embeds": cls.embeds,
         "p_ratio": cell.p_ratio, "metrics": list(sweep.metrics),
         # The kernel that actually ran: a method needing attention probabilities forces it.
@@ -172,9 +220,36 @@ def _base_record(cell: Cell, sweep: Sweep, run_id: str, env: dict) -> dict[str, 
     }
 
 
-def _measure(cell: Cell, sweep: Sweep, method: Method, model: Callable[[], VideoViT],
-             device: torch.device) -> dict[str, Any]:
+class _Shared:
+    """What one run_sweep call builds once and reuses across cells: the model of the
+    current backbone config, the opened dataset, and timings (throughput does not depend
+    on the dataset, only on geometry, method and P)."""
+
+    def __init__(self, sweep: Sweep, device: torch.device) -> None:
+        self.sweep, self.device = sweep, device
+        self.models: dict[VideoViTConfig, VideoViT] = {}
+        self.datasets: dict[tuple[str, VideoViTConfig], Any] = {}
+        self.timings: dict[tuple, Any] = {}
+
+    def model(self, cell: Cell) -> VideoViT:
+        if cell.config not in self.models:
+            self.models.clear()  # one real model in memory at a time
+            self.models[cell.config] = create_backbone(
+                cell.backbone, checkpoint=self.sweep.checkpoint, num_classes=cell.config.num_classes
+            ).to(self.device)
+        return self.models[cell.config]
+
+    def dataset(self, cell: Cell):
+        key = (cell.dataset, cell.config)
+        if key not in self.datasets:
+            self.datasets.clear()
+            self.datasets[key] = open_dataset(self.sweep, cell.dataset, cell.config)
+        return self.datasets[key]
+
+
+def _measure(cell: Cell, sweep: Sweep, shared: _Shared) -> dict[str, Any]:
     out: dict[str, Any] = {}
+    device = shared.device
     if "flops" in sweep.metrics:
         # Its own instance: counting calls setup() with a meta-device backbone.
         flops = cached_flops(cell.config, build_method(cell.method_spec, p_ratio=cell.p_ratio))
@@ -184,13 +259,27 @@ def _measure(cell: Cell, sweep: Sweep, method: Method, model: Callable[[], Video
             tokens_kept=flops.tokens_per_block[0] - cell.config.n_prefix,
             flops_by_operator=flops.by_operator,
         )
+    if "accuracy" in sweep.metrics:
+        method = build_method(cell.method_spec, p_ratio=cell.p_ratio)
+        model = shared.model(cell)
+        method.setup(model)
+        acc = evaluate(model, method, shared.dataset(cell), batch_size=sweep.eval_batch_size, device=device,
+                       dtype=resolve_dtype(sweep.dtype, device), num_workers=sweep.num_workers)
+        out.update(acc.metrics)
+        out.update(clips=acc.clips, views=acc.views, view_averaging="logits", skipped_videos=acc.skipped_videos)
     if "throughput" in sweep.metrics:
-        backbone = model()
-        method.setup(backbone)
-        timing = measure_throughput(
-            backbone, method, batch_size=sweep.batch_size, device=device, dtype=sweep.dtype,
-            warmup=sweep.warmup, repeats=sweep.repeats, seed=sweep.seed,
-        )
+        geometry = {k: v for k, v in cell.config.to_dict().items() if k != "num_classes"}
+        key = (json.dumps(geometry, sort_keys=True), cell.method_name,
+               json.dumps(cell.method_params, sort_keys=True, default=str), cell.p_ratio)
+        if key not in shared.timings:
+            method = build_method(cell.method_spec, p_ratio=cell.p_ratio)
+            model = shared.model(cell)
+            method.setup(model)
+            shared.timings[key] = measure_throughput(
+                model, method, batch_size=sweep.batch_size, device=device, dtype=sweep.dtype,
+                warmup=sweep.warmup, repeats=sweep.repeats, seed=sweep.seed,
+            )
+        timing = shared.timings[key]
         out.update(
             clips_per_s=timing.clips_per_s, ms_per_clip=timing.ms_per_clip,
             median_ms=timing.median_ms, iqr_ms=timing.iqr_ms, latency_ms=timing.samples_ms,
@@ -223,25 +312,14 @@ def run_sweep(
     if not todo:
         return result
     env = collect_environment(device)
-    models: dict[str, VideoViT] = {}
-
-    def model_for(cell: Cell) -> Callable[[], VideoViT]:
-        def build() -> VideoViT:
-            if cell.backbone not in models:
-                models.clear()  # one real model in memory at a time
-                models[cell.backbone] = create_backbone(
-                    cell.backbone, checkpoint=sweep.checkpoint, num_classes=sweep.num_classes
-                ).to(device)
-            return models[cell.backbone]
-        return build
-
+    shared = _Shared(sweep, device)
     with RunWriter(results_dir, sweep.name) as writer:
         result.path = writer.path
         for cell in progress(todo) if progress else todo:
             record = _base_record(cell, sweep, writer.run_id, env)
             try:
-                method = build_method(cell.method_spec, p_ratio=cell.p_ratio)
-                record.update(_measure(cell, sweep, method, model_for(cell), device))
+                build_method(cell.method_spec, p_ratio=cell.p_ratio)  # an unreachable P raises here
+                record.update(_measure(cell, sweep, shared))
             except UnreachableError as e:
                 record.update(status="unreachable", error=str(e))
             except torch.cuda.OutOfMemoryError as e:

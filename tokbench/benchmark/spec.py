@@ -16,7 +16,7 @@ from tokbench.errors import SpecError
 
 __all__ = ["parse_p_ratios", "parse_metrics", "METRICS", "cell_key", "P_RATIO_HELP"]
 
-METRICS = ("flops", "throughput")
+METRICS = ("accuracy", "flops", "throughput")
 
 P_RATIO_HELP = (
     "P-Ratio (fraction of patch tokens kept, in (0, 1]): a value '0.5', a list "

@@ -4,7 +4,7 @@ Importing this module registers ``kinetics400``, ``ssv2``, ``epic-kitchens-100``
 ``diving48``, ``jester`` and ``charades``::
 
     ds = create_dataset("kinetics400", split="val", root="/data/k400", frames=16)
-    loader = DataLoader(ds, batch_size=8, num_workers=8, collate_fn=collate_clips)
+    loader = DataLoader(ds, batch_size=8, num_workers=8, collate_fn=tokbench.data.batching.collate_clips)
     check_readable(ds)  # DataError if no video of the split decodes
 
 Each is a :class:`RealVideoDataset`: a list of :class:`Sample` built by a per-dataset
@@ -23,7 +23,7 @@ Failures: a missing data folder or annotation file, an unparsable annotation fil
 split whose videos are all missing raise :class:`DataError` (one line). Annotated videos
 with no file are left out with one :class:`SkippedVideoWarning` (their ids in
 ``dataset.missing``). A video that fails to decode gives an item ``{"id", "index",
-"error"}`` and a warning; :func:`collate_clips` lists such ids under ``skipped`` so an
+"error"}`` and a warning; :func:`tokbench.data.batching.collate_clips` lists such ids under ``skipped`` so an
 evaluation loop counts them, DataLoader workers or not.
 """
 
@@ -49,7 +49,7 @@ from tokbench.data.views import ViewSpec, temporal_indices, to_views
 from tokbench.errors import TokbenchError
 
 __all__ = [
-    "Sample", "RealVideoDataset", "SkippedVideoWarning", "collate_clips", "check_readable", "CARDS",
+    "Sample", "RealVideoDataset", "SkippedVideoWarning", "check_readable", "CARDS",
 ]
 
 #: Folders under the root where annotation files are looked for, in order.
@@ -115,6 +115,7 @@ class RealVideoDataset(Dataset):
         self.samples = list(samples)
         self.classes, self.verbs, self.nouns = list(classes), list(verbs), list(nouns)
         self.missing = list(missing)
+        self.views = spec.views  # views per item (temporal clips x spatial crops)
         self.num_verbs = len(self.verbs) if card.task == "verb_noun" else None
         self.num_nouns = len(self.nouns) if card.task == "verb_noun" else None
         self.num_classes = len(self.verbs) * len(self.nouns) if card.task == "verb_noun" else len(self.classes)
@@ -171,31 +172,6 @@ class RealVideoDataset(Dataset):
         if self.card.task == "verb_noun":
             item["verb"], item["noun"] = s.verb, s.noun
         return item
-
-
-def collate_clips(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """DataLoader ``collate_fn`` that drops items whose video failed to decode.
-
-    Returns:
-        ``video`` (B, ...) stacked or None when every item failed; ``label`` (B,) long or
-        (B, num_classes) float, or None; ``verb``/``noun`` (B,) when present; ``id`` list;
-        ``index`` (B,) long; ``skipped``: ids of the failed items.
-    """
-    ok = [it for it in items if "error" not in it]
-    out: dict[str, Any] = {
-        "id": [it["id"] for it in ok],
-        "index": torch.tensor([it["index"] for it in ok], dtype=torch.long),
-        "skipped": [it["id"] for it in items if "error" in it],
-        "video": torch.stack([it["video"] for it in ok]) if ok else None,
-        "label": None,
-    }
-    if ok:
-        labels = [it["label"] for it in ok]
-        out["label"] = torch.stack(labels) if isinstance(labels[0], Tensor) else torch.tensor(labels)
-        for key in ("verb", "noun"):
-            if key in ok[0]:
-                out[key] = torch.tensor([it[key] for it in ok])
-    return out
 
 
 def check_readable(dataset: RealVideoDataset) -> None:

@@ -448,6 +448,10 @@ class SyntheticDataset:
         self.name, self.split, self.frames, self.size, self.seed = name, split, frames, size, seed
         self.card = SYNTHETIC[name].card
         self.classes = SYNTHETIC[name].classes
+        # The same attributes as real datasets, so evaluation treats both alike.
+        self.num_classes, self.num_verbs, self.num_nouns = self.card.num_classes, self.card.num_verbs, self.card.num_nouns
+        self.views = 1
+        self.missing: list[str] = []
         self.num_clips = num_clips or DEFAULT_CLIPS[split]
         self.videos, self.labels = cached_split(name, split, frames=frames, size=size, seed=seed,
                                                 num_clips=self.num_clips, cache=cache)
