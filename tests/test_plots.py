@@ -65,3 +65,40 @@ def test_nothing_to_plot_is_a_clear_error(tmp_path):
         plot_throughput_vs_gflops(frame().drop(columns="clips_per_s"), tmp_path)
     with pytest.raises(TokbenchError, match="no results with status ok"):
         plot_throughput_vs_gflops(frame().assign(status="error"), tmp_path)
+
+
+def accuracy_frame():
+    rows = []
+    for dataset, metric in (("synth-a", "top1"), ("synth-m", "mAP"), ("synth-e", "action_top1")):
+        rows.append({"dataset": dataset, "method": "none", "p_ratio": 1.0, "gflops": 0.2, metric: 0.8})
+        rows += [{"dataset": dataset, "method": "random", "p_ratio": p, "gflops": 0.2 * p, metric: 0.8 * p}
+                 for p in (0.25, 0.5)]
+    df = pd.DataFrame(rows).assign(status="ok", backbone="tiny", privileged=False)
+    df["method_id"] = df["method"]
+    return df
+
+
+def test_headline_accuracy_takes_each_dataset_metric():
+    from tokbench.report.plots import with_headline_accuracy
+
+    df = with_headline_accuracy(accuracy_frame())
+    assert df.groupby("dataset")["accuracy_metric"].first().to_dict() == {
+        "synth-a": "top1", "synth-e": "action_top1", "synth-m": "mAP"}
+    assert df["accuracy"].notna().all()
+
+
+def test_accuracy_figure_has_a_panel_per_dataset(tmp_path):
+    from tokbench.report.plots import accuracy_figure, plot_accuracy_vs_gflops, with_headline_accuracy
+
+    fig = accuracy_figure(_with_labels(with_headline_accuracy(accuracy_frame())))
+    visible = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_title() for ax in visible] == ["synth-a", "synth-e", "synth-m"]
+    assert [ax.get_ylabel() for ax in visible] == ["top1 (%)", "action_top1 (%)", "mAP (%)"]
+    assert all(ax.get_xlabel() == GFLOPS_AXIS for ax in visible)
+    line = next(ln for ln in visible[0].get_lines() if ln.get_label() == "random")
+    assert list(line.get_ydata()) == pytest.approx([20.0, 40.0])
+    plt.close(fig)
+    paths = plot_accuracy_vs_gflops(accuracy_frame(), tmp_path)
+    assert [p.name for p in paths] == ["accuracy_vs_gflops.png", "accuracy_vs_gflops.pdf"]
+    with pytest.raises(TokbenchError, match="no accuracy records"):
+        plot_accuracy_vs_gflops(frame(), tmp_path)

@@ -172,6 +172,57 @@ def _table(rows: list[dict]) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
+# -- train -------------------------------------------------------------------------------
+
+@cli.group("train")
+def train_group() -> None:
+    """Train models: zoo backbones (and, later, probes and method selectors)."""
+
+
+@train_group.command("backbone")
+@click.option("--dataset", required=True, help="Synthetic dataset to train on (see 'tokbench ls datasets').")
+@click.option("--backbone", default="synth_tiny", show_default=True, help="Backbone variant to train from scratch.")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Weights file (.safetensors; its card goes beside it) [default: checkpoints/<dataset>.safetensors].")
+@click.option("--epochs", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True)
+@click.option("--token-drop", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+              help="Fraction of batches trained with random token drop (robustness to missing tokens).")
+@click.option("--train-clips", type=click.IntRange(min=1), default=None, help="Training clips [default: 2000].")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--dtype", type=click.Choice(["fp32", "fp16"]), default="fp32", show_default=True,
+              help="Precision of the saved weights (the zoo ships fp16).")
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
+def train_backbone_cmd(dataset, backbone, out, epochs, batch_size, lr, token_drop, train_clips, seed, dtype, device):
+    """Train a tiny backbone from scratch on a synthetic dataset.
+
+    Validates every epoch, keeps the best weights, and resumes if stopped (run the same
+    command again). The card beside the weights records the command, seed, data, time and
+    accuracy on val and test with all tokens.
+
+    \b
+    Example:
+      tokbench train backbone --dataset synth-motion --epochs 20 --out checkpoints/motion.safetensors
+    """
+    from tokbench.benchmark.environment import resolve_device
+    from tokbench.train.backbone import train_backbone
+    from tokbench.train.loop import TrainConfig
+
+    config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, token_drop=token_drop, seed=seed)
+    out = out or Path("checkpoints") / f"{dataset}.safetensors"
+    # Every option spelled out, so the card's command reproduces the model whatever the defaults become.
+    command = (f"tokbench train backbone --dataset {dataset} --backbone {backbone} --epochs {epochs} "
+               f"--batch-size {batch_size} --lr {lr:g} --token-drop {token_drop:g} --seed {seed} --dtype {dtype} "
+               + (f"--train-clips {train_clips} " if train_clips else "") + f"--out {out}")
+    card = train_backbone(dataset, out=out, backbone=backbone, config=config, device=resolve_device(device),
+                          train_clips=train_clips, dtype=dtype, command=command)
+    metric = card["metric"]
+    click.echo(f"{out}: val {metric} {card['val'][metric]:.4f}, test {metric} {card['test'][metric]:.4f}, "
+               f"random drop P=0.5 {card['val_random_drop']['0.5']:.4f}, P=0.1 {card['val_random_drop']['0.1']:.4f} "
+               f"({card['train_seconds']:.0f} s)")
+
+
 # -- preview -------------------------------------------------------------------------------
 
 @cli.command("preview")
@@ -201,14 +252,17 @@ def preview_cmd(dataset: str, out: Path, split: str | None, clips: int, data_roo
 
 def _sweep_options(func):
     options = [
-        click.option("--backbone", "backbones", default="videomae_s", show_default=True,
-                     help="Backbone variant(s), comma-separated (see 'tokbench ls backbones')."),
+        click.option("--backbone", "backbones", default=None,
+                     help="Backbone variant(s), comma-separated (see 'tokbench ls backbones') "
+                          "[default: synth_tiny for the synthetic suite, else videomae_s]."),
         click.option("--methods", default=None,
                      help="Method specs, comma-separated, e.g. 'none,random(seed=1)' [default: every registered method]."),
-        click.option("--p-ratio", "p_ratio", default=DEFAULT_P, show_default=True,
-                     help="Fraction of patch tokens kept: 0.5 | 0.3,0.5,0.7 | 0.1:0.9 (step 0.1) | 0.1:0.9:0.2."),
+        click.option("--p-ratio", "p_ratio", default=None,
+                     help="Fraction of patch tokens kept: 0.5 | 0.3,0.5,0.7 | 0.1:0.9 (step 0.1) | 0.1:0.9:0.2 "
+                          f"[default: {DEFAULT_P}]."),
         click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
-                     help="Local weights: VideoMAE .pth/.safetensors or a Hugging Face model folder."),
+                     help="Local weights (VideoMAE .pth/.safetensors or a Hugging Face model folder), or 'zoo' "
+                          "for the shipped backbone of each synthetic dataset [default: zoo for the synthetic suite]."),
         click.option("--num-classes", type=int, default=None, help="Head size (default: the backbone's or checkpoint's)."),
     ]
     for option in reversed(options):
@@ -223,8 +277,8 @@ def _methods(text: str | None) -> tuple[str, ...]:
 
 
 def _check_checkpoint(path: Path | None) -> str | None:
-    if path is None:
-        return None
+    if path is None or str(path) == "zoo":
+        return None if path is None else "zoo"
     if not path.exists():
         raise TokbenchError(f"checkpoint not found: {path}")
     return str(path)
@@ -243,6 +297,10 @@ def _check_checkpoint(path: Path | None) -> str | None:
 @click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True, help="DataLoader worker processes.")
 @click.option("--metrics", default=None,
               help="What to measure: accuracy, flops, throughput [default: all three with --dataset, else flops,throughput].")
+@click.option("--protocol", type=click.Choice(["eval", "lp", "ft"]), default="eval", show_default=True,
+              help="eval: weights as they are; lp: linear probe on the reduced tokens; ft: fine-tune with the reduction on.")
+@click.option("--train-limit", type=click.IntRange(min=1), default=None,
+              help="Training clips per cell for --protocol lp/ft [default: the whole train split].")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--dtype", default="auto", show_default=True, help="auto (bf16 autocast on CUDA, fp32 on CPU), fp32, bf16, fp16.")
 @click.option("--batch-size", type=int, default=1, show_default=True, help="Clips per timed forward pass.")
@@ -253,9 +311,15 @@ def _check_checkpoint(path: Path | None) -> str | None:
               help="Results folder; records are appended under runs/<machine>/.")
 @click.option("--name", default="sweep", show_default=True, help="Label for this run's results file.")
 @click.option("--retry-failed", is_flag=True, help="Re-run cells stored with status error or oom.")
+@click.option("--smoke", is_flag=True, help="A tiny slice: 16 clips per dataset, P 0.25 and 0.75, 2 timed repeats.")
 def run_cmd(backbones, methods, p_ratio, checkpoint, num_classes, datasets, data_root, split, limit, eval_batch_size,
-            workers, metrics, device, dtype, batch_size, warmup, repeats, seed, results_dir, name, retry_failed) -> None:
-    """Measure a sweep: backbones x methods x P-Ratios.
+            workers, metrics, protocol, train_limit, device, dtype, batch_size, warmup, repeats, seed, results_dir, name,
+            retry_failed, smoke) -> None:
+    """Measure a sweep: datasets x backbones x methods x P-Ratios.
+
+    With no options this is the benchmark on the embedded default: the six synthetic
+    datasets, every registered method, P-Ratio 0.1:0.9, accuracy + FLOPs + throughput,
+    with the zoo's backbones. Naming --backbone without --dataset measures cost only.
 
     Appends one record per cell to an append-only JSONL file under RESULTS/runs/ and
     flushes it at once; re-running the same command skips finished cells (resume).
@@ -271,9 +335,26 @@ def run_cmd(backbones, methods, p_ratio, checkpoint, num_classes, datasets, data
     from tokbench.benchmark.runner import Sweep, plan, run_sweep
     from tokbench.benchmark.spec import parse_metrics, parse_p_ratios
 
-    dataset_names = _split(datasets) if datasets is not None else (None,)
+    suite = datasets is None and backbones is None  # the default: the synthetic suite with the zoo
+    if suite:
+        from tokbench.data.synthetic import SYNTHETIC
+
+        dataset_names, backbones = tuple(sorted(SYNTHETIC)), "synth_tiny"
+        checkpoint = checkpoint or "zoo"
+        datasets = ",".join(dataset_names)
+        name = name if name != "sweep" else "synthetic"
+    else:
+        dataset_names = _split(datasets) if datasets is not None else (None,)
+        backbones = backbones or ("synth_tiny" if datasets is not None else "videomae_s")
     if datasets is not None and not dataset_names:
         raise TokbenchError("empty --dataset: give dataset names, e.g. synth-motion (see 'tokbench ls datasets')")
+    if smoke:  # only fills what the user left unset ("" is set, and an error)
+        p_ratio = "0.25,0.75" if p_ratio is None else p_ratio
+        limit = limit or 16
+        train_limit = train_limit or 64
+        repeats, warmup = min(repeats, 2), min(warmup, 1)
+        name = "smoke" if name in ("sweep", "synthetic") else name
+    p_ratio = DEFAULT_P if p_ratio is None else p_ratio
     if metrics is None:
         metrics = "accuracy,flops,throughput" if datasets is not None else "flops,throughput"
     if data_root is not None and not data_root.is_dir():
@@ -284,7 +365,7 @@ def run_cmd(backbones, methods, p_ratio, checkpoint, num_classes, datasets, data
         warmup=warmup, repeats=repeats, seed=seed, checkpoint=_check_checkpoint(checkpoint),
         num_classes=num_classes, name=name, datasets=dataset_names,
         data_root=str(data_root) if data_root else None, split=split, limit=limit,
-        eval_batch_size=eval_batch_size, num_workers=workers,
+        eval_batch_size=eval_batch_size, num_workers=workers, protocol=protocol, train_limit=train_limit,
     )
     cells = plan(sweep)  # validates everything before the store is touched
     data = f"{', '.join(d for d in sweep.datasets if d)} x " if datasets is not None else ""
@@ -352,7 +433,8 @@ def flops_cmd(backbones, methods, p_ratio, checkpoint, num_classes, fmt) -> None
     from tokbench.benchmark.spec import parse_p_ratios
     from tokbench.methods import METHODS, build_method, method_id, parse_method_spec
 
-    ratios = parse_p_ratios(p_ratio)
+    ratios = parse_p_ratios(DEFAULT_P if p_ratio is None else p_ratio)
+    backbones = backbones or "videomae_s"
     specs = _methods(methods)
     ckpt = _check_checkpoint(checkpoint)
     rows = []
@@ -394,19 +476,28 @@ def flops_cmd(backbones, methods, p_ratio, checkpoint, num_classes, fmt) -> None
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("reports"), show_default=True,
               help="Where to write the figures (PNG and PDF).")
 def plot_cmd(results_dir: Path, out_dir: Path) -> None:
-    """Draw throughput vs GFLOPs per backbone, a line per method (PNG and PDF).
+    """Draw accuracy vs GFLOPs (a panel per dataset) and throughput vs GFLOPs (per
+    backbone), a line per method through its P-Ratio points, the full model as a star.
+    PNG and PDF.
 
     \b
     Example:
       tokbench plot --results results --out reports
     """
-    from tokbench.report.plots import plot_throughput_vs_gflops
+    from tokbench.report.plots import plot_accuracy_vs_gflops, plot_throughput_vs_gflops
     from tokbench.store import load_results
 
     if not results_dir.exists():
         raise TokbenchError(f"results not found: {results_dir}")
     df = load_results(results_dir)
-    paths = plot_throughput_vs_gflops(df, out_dir)
+    paths, problems = [], []
+    for plot in (plot_accuracy_vs_gflops, plot_throughput_vs_gflops):
+        try:
+            paths += plot(df, out_dir)
+        except TokbenchError as e:
+            problems.append(str(e))
+    if not paths:
+        raise TokbenchError("; ".join(problems))
     for path in paths:
         click.echo(str(path))
 

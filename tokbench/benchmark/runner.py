@@ -14,7 +14,7 @@ import json
 import logging
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +55,7 @@ class Sweep:
     warmup: int = 3
     repeats: int = 10
     seed: int = 0
-    checkpoint: str | None = None
+    checkpoint: str | None = None  # a path, or "zoo": each synthetic dataset's shipped backbone
     num_classes: int | None = None
     name: str = "sweep"
     datasets: tuple[str | None, ...] = (None,)
@@ -64,6 +64,8 @@ class Sweep:
     limit: int | None = None  # evaluate only the first N videos (smoke runs)
     eval_batch_size: int = 8
     num_workers: int = 0
+    protocol: str = "eval"  # eval | lp (linear probe on reduced tokens) | ft (fine-tune with reduction)
+    train_limit: int | None = None  # training clips for lp/ft (default: the whole train split)
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,7 @@ class Cell:
 
     dataset: str | None
     split: str | None
+    checkpoint: str | None
     backbone: str
     config: VideoViTConfig
     weights: str
@@ -129,6 +132,14 @@ def plan(sweep: Sweep) -> list[Cell]:
     resolve_dtype(sweep.dtype, device)
     if "accuracy" in sweep.metrics and None in sweep.datasets:
         raise TokbenchError("the accuracy metric needs a dataset: pass --dataset NAME (see 'tokbench ls datasets')")
+    from tokbench.train.protocols import FT_CONFIG, LP_CONFIG, PROTOCOLS
+
+    if sweep.protocol not in PROTOCOLS:
+        raise TokbenchError(f"unknown protocol {sweep.protocol!r}: choose from {', '.join(PROTOCOLS)}")
+    if sweep.protocol != "eval" and "accuracy" not in sweep.metrics:
+        raise TokbenchError(f"--protocol {sweep.protocol} trains for accuracy: add accuracy to --metrics and a --dataset")
+    training = {"lp": asdict(LP_CONFIG), "ft": asdict(FT_CONFIG)}.get(sweep.protocol)
+    protocol_keys = {"protocol": sweep.protocol, "training": training, "train_limit": sweep.train_limit}
     throughput = "throughput" in sweep.metrics
     speed_keys = (
         {"device": device_name(device), "dtype": resolve_dtype(sweep.dtype, device),
@@ -138,9 +149,10 @@ def plan(sweep: Sweep) -> list[Cell]:
     cells: list[Cell] = []
     for backbone in sweep.backbones:
         BACKBONES.get(backbone)  # unknown name -> suggestions
-        base = resolve_config(backbone, checkpoint=sweep.checkpoint, num_classes=sweep.num_classes)
-        weights = weights_id(sweep.checkpoint)
         for dataset_name in sweep.datasets:
+            checkpoint = _checkpoint_for(sweep.checkpoint, dataset_name)
+            base = resolve_config(backbone, checkpoint=checkpoint, num_classes=sweep.num_classes)
+            weights = weights_id(checkpoint)
             config, data_keys = base, {"dataset": None}
             if dataset_name is not None:
                 dataset = open_dataset(sweep, dataset_name, base)
@@ -148,12 +160,12 @@ def plan(sweep: Sweep) -> list[Cell]:
                 if sweep.num_classes is not None and sweep.num_classes != heads:
                     raise TokbenchError(f"--num-classes {sweep.num_classes} does not fit {dataset_name}, which needs "
                                         f"{heads} outputs; leave it out to size the head from the dataset")
-                config = resolve_config(backbone, checkpoint=sweep.checkpoint, num_classes=heads)
+                config = resolve_config(backbone, checkpoint=checkpoint, num_classes=heads)
                 data_keys = {"dataset": dataset_name, "split": dataset.split, "views": dataset.views,
                              "clips": len(dataset), "limit": sweep.limit}
-            if sweep.checkpoint is not None:
+            if checkpoint is not None:
                 # Load once now so a checkpoint that does not fit fails before anything runs.
-                create_backbone(backbone, checkpoint=sweep.checkpoint, num_classes=config.num_classes)
+                create_backbone(backbone, checkpoint=checkpoint, num_classes=config.num_classes)
             for spec in sweep.methods:
                 name, _ = parse_method_spec(spec)
                 cls = METHODS.get(name)
@@ -164,16 +176,28 @@ def plan(sweep: Sweep) -> list[Cell]:
                     key_fields = {
                         "schema": SCHEMA_VERSION, "config": config.to_dict(), "weights": weights,
                         "method": reference.name, "params": reference.params(), "p_ratio": p,
-                        "metrics": sorted(sweep.metrics), "protocol": "eval", "seed": sweep.seed,
-                        **data_keys, **speed_keys,
+                        "metrics": sorted(sweep.metrics), "seed": sweep.seed,
+                        **protocol_keys, **data_keys, **speed_keys,
                     }
                     cells.append(Cell(
-                        dataset=dataset_name, split=data_keys.get("split"), backbone=backbone, config=config,
+                        dataset=dataset_name, split=data_keys.get("split"), checkpoint=checkpoint,
+                        backbone=backbone, config=config,
                         weights=weights, method_spec=spec, method_name=reference.name,
                         method_id=method_id(reference), method_params=reference.params(), p_ratio=p,
                         key=cell_key(key_fields),
                     ))
     return cells
+
+
+def _checkpoint_for(checkpoint: str | None, dataset: str | None) -> str | None:
+    """``zoo`` -> the shipped backbone of ``dataset``; anything else as given."""
+    if checkpoint != "zoo":
+        return checkpoint
+    if dataset is None:
+        raise TokbenchError("--checkpoint zoo needs --dataset: the zoo has one backbone per synthetic dataset")
+    from tokbench.zoo import zoo_checkpoint
+
+    return str(zoo_checkpoint(dataset))
 
 
 def open_dataset(sweep: Sweep, name: str, config: VideoViTConfig):
@@ -210,7 +234,7 @@ def _base_record(cell: Cell, sweep: Sweep, run_id: str, env: dict) -> dict[str, 
         "backbone": cell.backbone, "weights": cell.weights, "num_classes": c.num_classes,
         "frames": c.num_frames, "img_size": c.img_size, "tubelet": c.tubelet_size,
         "patch": c.patch_size, "num_patches": c.num_patches, "embed_dim": c.embed_dim,
-        "depth": c.depth, "dataset": cell.dataset, "split": cell.split, "protocol": "eval", "seed": sweep.seed,
+        "depth": c.depth, "dataset": cell.dataset, "split": cell.split, "protocol": sweep.protocol, "seed": sweep.seed,
         "method": cell.method_name, "method_id": cell.method_id,
         "method_params": cell.method_params, "privileged": cls.privileged, "embeds": cls.embeds,
         "p_ratio": cell.p_ratio, "metrics": list(sweep.metrics),
@@ -227,23 +251,33 @@ class _Shared:
 
     def __init__(self, sweep: Sweep, device: torch.device) -> None:
         self.sweep, self.device = sweep, device
-        self.models: dict[VideoViTConfig, VideoViT] = {}
+        self.models: dict[tuple[VideoViTConfig, str | None], VideoViT] = {}
         self.datasets: dict[tuple[str, VideoViTConfig], Any] = {}
         self.timings: dict[tuple, Any] = {}
 
     def model(self, cell: Cell) -> VideoViT:
-        if cell.config not in self.models:
+        key = (cell.config, cell.checkpoint)
+        if key not in self.models:
             self.models.clear()  # one real model in memory at a time
-            self.models[cell.config] = create_backbone(
-                cell.backbone, checkpoint=self.sweep.checkpoint, num_classes=cell.config.num_classes
+            self.models[key] = create_backbone(
+                cell.backbone, checkpoint=cell.checkpoint, num_classes=cell.config.num_classes
             ).to(self.device)
-        return self.models[cell.config]
+        return self.models[key]
 
-    def dataset(self, cell: Cell):
-        key = (cell.dataset, cell.config)
+    def dataset(self, cell: Cell, *, train: bool = False):
+        """The evaluation split (or, for lp/ft, the training split) in the cell's geometry."""
+        key = (cell.dataset, cell.config, train)
         if key not in self.datasets:
-            self.datasets.clear()
-            self.datasets[key] = open_dataset(self.sweep, cell.dataset, cell.config)
+            if train:
+                card = DATASETS.get(cell.dataset).card
+                overrides: dict[str, Any] = {"frames": cell.config.num_frames, "size": cell.config.img_size}
+                if self.sweep.train_limit is not None:
+                    overrides["num_clips" if card.kind == "synthetic" else "limit"] = self.sweep.train_limit
+                if card.kind == "real":
+                    overrides.update(temporal_clips=1, spatial_crops=1)
+                self.datasets[key] = create_dataset(cell.dataset, split="train", root=self.sweep.data_root, **overrides)
+            else:
+                self.datasets[key] = open_dataset(self.sweep, cell.dataset, cell.config)
         return self.datasets[key]
 
 
@@ -263,6 +297,11 @@ def _measure(cell: Cell, sweep: Sweep, shared: _Shared) -> dict[str, Any]:
         method = build_method(cell.method_spec, p_ratio=cell.p_ratio)
         model = shared.model(cell)
         method.setup(model)
+        if sweep.protocol != "eval":  # train a probe / fine-tune with the reduction on, then evaluate that
+            from tokbench.train.protocols import adapt
+
+            torch.manual_seed(sweep.seed)
+            model = adapt(sweep.protocol, model, method, shared.dataset(cell, train=True), device=device)
         acc = evaluate(model, method, shared.dataset(cell), batch_size=sweep.eval_batch_size, device=device,
                        dtype=resolve_dtype(sweep.dtype, device), num_workers=sweep.num_workers)
         out.update(acc.metrics)

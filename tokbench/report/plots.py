@@ -117,3 +117,78 @@ def plot_throughput_vs_gflops(df: pd.DataFrame, out_dir: str | Path) -> list[Pat
             paths.append(path)
         plt.close(fig)
     return paths
+
+
+HEADLINE_METRICS = ("top1", "mAP", "action_top1")  # single-label, multi-label, verb+noun
+
+
+def with_headline_accuracy(df: pd.DataFrame) -> pd.DataFrame:
+    """Adds ``accuracy`` and ``accuracy_metric``: each row's headline metric (the first of
+    top1, mAP, action_top1 it has)."""
+    acc = pd.Series(float("nan"), index=df.index)
+    name = pd.Series(None, index=df.index, dtype=object)
+    for metric in HEADLINE_METRICS:
+        if metric in df.columns:
+            take = acc.isna() & df[metric].notna()
+            acc[take] = df.loc[take, metric].astype(float)
+            name[take] = metric
+    return df.assign(accuracy=acc, accuracy_metric=name)
+
+
+def accuracy_figure(panels: pd.DataFrame, *, columns: int = 3):
+    """One panel per dataset: headline accuracy (%) against GFLOPs, a line per method
+    through its P-Ratio points, the full model as a star. Returns the Figure."""
+    datasets = sorted(panels["dataset"].unique())
+    cols = min(columns, len(datasets))
+    rows = -(-len(datasets) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows + 0.6), squeeze=False, layout="constrained")
+    several_backbones = panels["backbone"].nunique() > 1
+    handles: dict[str, object] = {}
+    for ax, dataset in zip(axes.flat, datasets):
+        panel = panels[panels["dataset"] == dataset]
+        for (label, backbone), line in panel.groupby(["label", "backbone"], sort=True):
+            method = line["method"].iloc[0]
+            style = method_style(method)
+            line = line.sort_values("gflops")
+            name = f"{label} [{backbone}]" if several_backbones else label
+            y = 100 * line["accuracy"]
+            if method in FULL_METHODS:
+                h = ax.scatter(line["gflops"], y, marker="*", s=200, color=style["color"], edgecolor="black",
+                               linewidth=0.6, zorder=5, label=f"{name} (full model)")
+            else:
+                dashed = bool(line["privileged"].iloc[0]) if "privileged" in line else False
+                (h,) = ax.plot(line["gflops"], y, marker=style["marker"], color=style["color"], markersize=4,
+                               linestyle="--" if dashed else "-", label=name)
+                for _, row in line.iterrows():
+                    ax.annotate(f"{row['p_ratio']:g}", (row["gflops"], 100 * row["accuracy"]), textcoords="offset points",
+                                xytext=(3, 3), fontsize=6, color=style["color"])
+            handles.setdefault(h.get_label(), h)
+        metric = panel["accuracy_metric"].dropna().iloc[0]
+        ax.set_title(dataset)
+        ax.set_ylabel(f"{metric} (%)")
+        ax.set_xlabel(GFLOPS_AXIS, fontsize=7)
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(datasets):]:
+        ax.set_visible(False)
+    fig.suptitle("accuracy vs FLOPs (point labels: P-Ratio)", fontsize=10)
+    fig.legend(list(handles.values()), list(handles), loc="outside lower center", ncol=min(6, len(handles)), fontsize=8)
+    return fig
+
+
+def plot_accuracy_vs_gflops(df: pd.DataFrame, out_dir: str | Path) -> list[Path]:
+    """The accuracy-vs-GFLOPs figure (one panel per dataset) as PNG and PDF."""
+    if "dataset" not in df.columns or df["dataset"].isna().all():
+        raise TokbenchError("the results have no accuracy records: run 'tokbench run' with datasets first")
+    ok = with_headline_accuracy(df[df["dataset"].notna()])
+    ok = _usable(ok, ["gflops", "accuracy"])
+    ok = _with_labels(ok)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fig = accuracy_figure(ok)
+    paths = []
+    for suffix in ("png", "pdf"):
+        path = out_dir / f"accuracy_vs_gflops.{suffix}"
+        fig.savefig(path, dpi=150)
+        paths.append(path)
+    plt.close(fig)
+    return paths

@@ -1,0 +1,55 @@
+"""The shipped zoo: one tiny backbone per synthetic dataset, trained by tokbench itself.
+
+Each ``<dataset>.safetensors`` (fp16) has a card ``<dataset>.json``: the command that
+reproduces it, seed, data, training time, and accuracy on val and test with all tokens.
+``check`` in the card is the accuracy on the first clips of the val split, which a test
+re-measures from the shipped weights.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from tokbench.errors import TokbenchError
+
+__all__ = ["ZOO_DIR", "zoo_checkpoint", "zoo_card", "zoo_datasets", "slice_check", "CHECK_CLIPS"]
+
+ZOO_DIR = Path(__file__).resolve().parent
+CHECK_CLIPS = 64
+
+
+def zoo_datasets() -> list[str]:
+    """Datasets with a shipped backbone."""
+    return sorted(p.stem for p in ZOO_DIR.glob("*.safetensors") if not p.stem.endswith(".fp32"))
+
+
+def zoo_checkpoint(dataset: str) -> Path:
+    """The shipped weights for ``dataset``.
+
+    Raises:
+        TokbenchError: no zoo model for that dataset.
+    """
+    path = ZOO_DIR / f"{dataset}.safetensors"
+    if not path.exists():
+        shipped = ", ".join(zoo_datasets()) or "none"
+        raise TokbenchError(f"no zoo backbone for {dataset!r} (shipped: {shipped}); train one with "
+                            f"'tokbench train backbone --dataset {dataset}' and pass --checkpoint")
+    return path
+
+
+def zoo_card(dataset: str) -> dict[str, Any]:
+    return json.loads(zoo_checkpoint(dataset).with_suffix(".json").read_text())
+
+
+def slice_check(model, dataset: str, *, geometry: dict, device=None, clips: int = CHECK_CLIPS) -> dict[str, Any]:
+    """Accuracy of ``model`` (all tokens) on the first ``clips`` val clips: the card's
+    ``check``, re-measured by the tests."""
+    from tokbench.benchmark.evaluate import evaluate
+    from tokbench.data import create_dataset
+    from tokbench.methods import build_method
+
+    ds = create_dataset(dataset, split="val", num_clips=clips, **geometry)
+    metrics = evaluate(model, build_method("none"), ds, batch_size=64, device=device).metrics
+    return {"split": "val", "clips": clips, **metrics}
