@@ -104,18 +104,21 @@ def plot_throughput_vs_gflops(df: pd.DataFrame, out_dir: str | Path) -> list[Pat
     Rows measured on different devices or batch sizes are drawn as separate lines, since
     their throughputs are not comparable.
     """
-    ok = _usable(df, ["gflops", "clips_per_s"])
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    ok = _with_labels(ok)
+    ok = _with_labels(_usable(df, ["gflops", "clips_per_s"]))
     paths: list[Path] = []
     for backbone, panel in ok.groupby("backbone", sort=True):
-        fig = throughput_figure(str(backbone), panel)
-        for suffix in ("png", "pdf"):
-            path = out_dir / f"throughput_vs_gflops_{backbone}.{suffix}"
-            fig.savefig(path, dpi=150)
-            paths.append(path)
-        plt.close(fig)
+        paths += _save(throughput_figure(str(backbone), panel), out_dir, f"throughput_vs_gflops_{backbone}")
+    return paths
+
+
+def _save(fig, out_dir: str | Path, stem: str) -> list[Path]:
+    """Write ``fig`` as PNG and PDF under ``out_dir`` and close it."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = [out_dir / f"{stem}.{suffix}" for suffix in ("png", "pdf")]
+    for path in paths:
+        fig.savefig(path, dpi=150)
+    plt.close(fig)
     return paths
 
 
@@ -179,16 +182,5 @@ def plot_accuracy_vs_gflops(df: pd.DataFrame, out_dir: str | Path) -> list[Path]
     """The accuracy-vs-GFLOPs figure (one panel per dataset) as PNG and PDF."""
     if "dataset" not in df.columns or df["dataset"].isna().all():
         raise TokbenchError("the results have no accuracy records: run 'tokbench run' with datasets first")
-    ok = with_headline_accuracy(df[df["dataset"].notna()])
-    ok = _usable(ok, ["gflops", "accuracy"])
-    ok = _with_labels(ok)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    fig = accuracy_figure(ok)
-    paths = []
-    for suffix in ("png", "pdf"):
-        path = out_dir / f"accuracy_vs_gflops.{suffix}"
-        fig.savefig(path, dpi=150)
-        paths.append(path)
-    plt.close(fig)
-    return paths
+    ok = _with_labels(_usable(with_headline_accuracy(df[df["dataset"].notna()]), ["gflops", "accuracy"]))
+    return _save(accuracy_figure(ok), out_dir, "accuracy_vs_gflops")
