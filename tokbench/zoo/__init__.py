@@ -14,7 +14,7 @@ from typing import Any
 
 from tokbench.errors import TokbenchError
 
-__all__ = ["ZOO_DIR", "zoo_checkpoint", "zoo_card", "zoo_datasets", "slice_check", "CHECK_CLIPS"]
+__all__ = ["ZOO_DIR", "zoo_checkpoint", "zoo_card", "zoo_datasets", "slice_check", "CHECK_CLIPS", "zoo_table_markdown"]
 
 ZOO_DIR = Path(__file__).resolve().parent
 CHECK_CLIPS = 64
@@ -53,3 +53,21 @@ def slice_check(model, dataset: str, *, geometry: dict, device=None, clips: int 
     ds = create_dataset(dataset, split="val", num_clips=clips, **geometry)
     metrics = evaluate(model, build_method("none"), ds, batch_size=64, device=device).metrics
     return {"split": "val", "clips": clips, **metrics}
+
+
+def zoo_table_markdown() -> str:
+    """The README's zoo table, generated from the cards (a test keeps the README in sync)."""
+    lines = [
+        "| dataset | metric | chance | val | test | random P=0.5 (val) | random P=0.1 (val) | training |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for dataset in zoo_datasets():
+        card = zoo_card(dataset)
+        metric = card["metric"]
+        chance = "–" if card.get("chance") is None else f"{100 * card['chance']:.1f}"
+        drop = card["val_random_drop"]
+        lines.append(
+            f"| `{dataset}` | {metric} | {chance} | {100 * card['val'][metric]:.1f} | {100 * card['test'][metric]:.1f} "
+            f"| {100 * drop['0.5']:.1f} | {100 * drop['0.1']:.1f} | {card['train_seconds'] / 60:.1f} min |"
+        )
+    return "\n".join(lines)
