@@ -338,8 +338,16 @@ def run_cmd(backbones, methods, p_ratio, checkpoint, num_classes, datasets, data
     suite = datasets is None and backbones is None  # the default: the synthetic suite with the zoo
     if suite:
         from tokbench.data.synthetic import SYNTHETIC
+        from tokbench.zoo import zoo_datasets
 
-        dataset_names, backbones = tuple(sorted(SYNTHETIC)), "synth_tiny"
+        # Every synthetic dataset that ships a backbone (all six in a complete install).
+        dataset_names, backbones = tuple(zoo_datasets()), "synth_tiny"
+        missing = sorted(set(SYNTHETIC) - set(dataset_names))
+        if missing:
+            click.echo(f"note: no zoo backbone for {', '.join(missing)}; train one with 'tokbench train backbone'",
+                       err=True)
+        if not dataset_names:
+            raise TokbenchError("the zoo is empty: train backbones with 'tokbench train backbone --dataset NAME'")
         checkpoint = checkpoint or "zoo"
         datasets = ",".join(dataset_names)
         name = name if name != "sweep" else "synthetic"

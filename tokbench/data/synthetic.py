@@ -40,8 +40,8 @@ __all__ = ["SYNTHETIC", "SynthGenerator", "generate_clip", "generate_split", "Sy
 #: Bump when any generator changes: cached splits are keyed by it.
 #: 2: synth-motion, synth-sequence and synth-multilabel made learnable (calmer backgrounds,
 #: larger targets, weaker distractors); their version 1 stayed at chance for a tiny ViT
-#: trained from scratch. 3: synth-motion's target gets one colour family (v2 still at chance);
-#: synth-sequence v2 was solved (99.8 %): smaller, jittered steps and a muted splash again.
+#: trained from scratch. 3: synth-motion's target gets one colour family (v2 still at chance).
+#: The cache key also hashes the generators' source, so an edit without a bump is still safe.
 GENERATOR_VERSION = 3
 DEFAULT_CLIPS = {"train": 2000, "val": 500, "test": 500}
 _SPLIT_CODE = {"train": 0, "val": 1, "test": 2}
@@ -230,28 +230,25 @@ _SEQUENCES = tuple(s for s in itertools.product(_STEPS, repeat=3) if s[0] != s[1
 
 def _sequence(rng: np.random.Generator, T: int, S: int) -> tuple[np.ndarray, int]:
     label = int(rng.integers(len(_SEQUENCES)))
-    # Version 1 (texture contrast 0.15, a saturated wobbling splash, steps of 0.2-0.24 S, a
-    # white diver of radius 0.09 S) stayed at chance; version 2 (steps 0.26-0.3 S, no splash,
-    # exact segment boundaries) was solved (99.8 %). Version 3 sits between them.
+    # Version 1 (texture contrast 0.15, a wobbling splash, steps of 0.2-0.24 S, a white
+    # diver of radius 0.09 S) stayed at chance: static clutter only, larger steps and diver.
     canvas = _scene(rng, T, S, contrast=0.08)
     for _ in range(2):  # static clutter (the spectators and the board)
         rr = S * rng.uniform(0.05, 0.08)
         pos = tuple(rng.uniform(rr, S - rr, 2))
         draw(canvas, str(rng.choice(SHAPES)), linear_track(T, pos, pos, rr, angle=float(rng.uniform(0, 3))),
              hsv(rng.uniform(0, 1), 0.35, 0.6))
-    draw(canvas, "disk", _wobble(rng, T, S, S * 0.07, amplitude=0.04), hsv(0.55, 0.3, 0.7))  # the splash, muted
+    step = S * rng.uniform(0.26, 0.3)
     offsets = [np.zeros(2)]
-    for move in _SEQUENCES[label]:  # each sub-motion its own length
-        offsets.append(offsets[-1] + S * rng.uniform(0.2, 0.28) * np.array(_DIRS[move]))
+    for move in _SEQUENCES[label]:
+        offsets.append(offsets[-1] + step * np.array(_DIRS[move]))
     offsets = np.array(offsets)  # (4, 2): positions at the segment boundaries
     r = S * 0.11
     start = np.array(_start_for(rng, S, r, offsets[:, 0], offsets[:, 1]))
     knots = np.linspace(0, T - 1, 4)
-    knots[1:3] += rng.uniform(-1.2, 1.2, 2)  # segment boundaries are not exact
     t = np.arange(T, dtype=np.float32)
-    tremor = rng.normal(0, 0.015 * S, (2, T))
-    cy = start[0] + np.interp(t, knots, offsets[:, 0]) + tremor[0]
-    cx = start[1] + np.interp(t, knots, offsets[:, 1]) + tremor[1]
+    cy = start[0] + np.interp(t, knots, offsets[:, 0])
+    cx = start[1] + np.interp(t, knots, offsets[:, 1])
     track = Track(cy=cy.astype(np.float32), cx=cx.astype(np.float32), radius=np.full(T, r, np.float32),
                   angle=np.full(T, np.pi / 2, np.float32), visible=np.ones(T, bool))
     draw(canvas, "bar", track, hsv(0.08, 0.9, 1.0))  # the diver always looks the same
@@ -415,11 +412,21 @@ def _cache_dir() -> Path:
     return default_cache_dir() / "data"
 
 
+def _generator_source_hash(name: str) -> str:
+    """Hash of the code that draws ``name``'s clips (its generator and the renderer)."""
+    import inspect
+
+    from tokbench.data import render
+
+    code = inspect.getsource(SYNTHETIC[name].make) + inspect.getsource(render)
+    return hashlib.sha256(code.encode()).hexdigest()[:12]
+
+
 def cached_split(name: str, split: str, *, frames: int, size: int, seed: int, num_clips: int,
                  cache: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """:func:`generate_split`, cached on disk (memory-mapped on reuse)."""
     params = {"name": name, "split": split, "frames": frames, "size": size, "seed": seed, "num_clips": num_clips,
-              "version": GENERATOR_VERSION}
+              "version": GENERATOR_VERSION, "source": _generator_source_hash(name)}
     if not cache:
         return generate_split(name, split, frames=frames, size=size, seed=seed, num_clips=num_clips)
     key = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:16]

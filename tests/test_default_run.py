@@ -1,0 +1,25 @@
+"""`tokbench run` with no dataset or backbone is the benchmark on the embedded default: the
+six synthetic datasets with the zoo's backbones (here its --smoke slice)."""
+
+from click.testing import CliRunner
+
+from tokbench.cli import cli
+from tokbench.data.synthetic import SYNTHETIC
+from tokbench.methods import METHODS
+from tokbench.store import load_results
+
+
+def test_smoke_run_covers_every_dataset_and_method_with_the_zoo(tmp_path):
+    r = CliRunner().invoke(cli, ["run", "--smoke", "--results", str(tmp_path)])
+    assert r.exit_code == 0, r.stderr
+    df = load_results(tmp_path)
+    assert sorted(df["dataset"].unique()) == sorted(SYNTHETIC)
+    assert set(df["method"]) == set(METHODS.names())
+    assert sorted(df["p_ratio"].unique()) == [0.25, 0.75, 1.0]
+    assert (df["status"] == "ok").all() and (df["clips"] == 16).all() and (df["backbone"] == "synth_tiny").all()
+    assert df["gflops"].gt(0).all() and df["clips_per_s"].gt(0).all()
+    for dataset, weights in zip(df["dataset"], df["weights"]):
+        assert weights.startswith(f"{dataset}.safetensors@")  # each dataset's own zoo backbone
+    assert next(tmp_path.rglob("*.jsonl")).name.split("_")[1] == "smoke"
+    again = CliRunner().invoke(cli, ["run", "--smoke", "--results", str(tmp_path)])
+    assert again.exit_code == 0 and f"skipped {len(df)} cells" in again.stderr
