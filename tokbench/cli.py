@@ -277,8 +277,11 @@ def _methods(text: str | None) -> tuple[str, ...]:
 
 
 def _check_checkpoint(path: Path | None) -> str | None:
-    if path is None or str(path) == "zoo":
-        return None if path is None else "zoo"
+    """A checkpoint path that exists, ``zoo`` (resolved per dataset later), or None."""
+    if path is None:
+        return None
+    if str(path) == "zoo":
+        return "zoo"
     if not path.exists():
         raise TokbenchError(f"checkpoint not found: {path}")
     return str(path)

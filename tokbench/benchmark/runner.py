@@ -200,18 +200,23 @@ def _checkpoint_for(checkpoint: str | None, dataset: str | None) -> str | None:
     return str(zoo_checkpoint(dataset))
 
 
-def open_dataset(sweep: Sweep, name: str, config: VideoViTConfig):
-    """The evaluation split of dataset ``name`` with clips in the backbone's geometry.
+def open_dataset(sweep: Sweep, name: str, config: VideoViTConfig, *, train: bool = False):
+    """The evaluation split of dataset ``name`` (or, with ``train``, its training split for
+    lp/ft, one view per video) with clips in the backbone's geometry.
 
     Raises:
         DataError: a missing folder or annotation file, or no readable video.
     """
     card = DATASETS.get(name).card
     overrides: dict[str, Any] = {"frames": config.num_frames, "size": config.img_size}
-    if sweep.limit is not None:
-        overrides["num_clips" if card.kind == "synthetic" else "limit"] = sweep.limit
-    dataset = create_dataset(name, split=sweep.split or card.eval_split, root=sweep.data_root, **overrides)
-    if card.kind == "real":
+    limit = sweep.train_limit if train else sweep.limit
+    if limit is not None:
+        overrides["num_clips" if card.kind == "synthetic" else "limit"] = limit
+    if train and card.kind == "real":
+        overrides.update(temporal_clips=1, spatial_crops=1)
+    split = "train" if train else sweep.split or card.eval_split
+    dataset = create_dataset(name, split=split, root=sweep.data_root, **overrides)
+    if card.kind == "real" and not train:
         from tokbench.data.real import check_readable
 
         check_readable(dataset)
@@ -268,16 +273,7 @@ class _Shared:
         """The evaluation split (or, for lp/ft, the training split) in the cell's geometry."""
         key = (cell.dataset, cell.config, train)
         if key not in self.datasets:
-            if train:
-                card = DATASETS.get(cell.dataset).card
-                overrides: dict[str, Any] = {"frames": cell.config.num_frames, "size": cell.config.img_size}
-                if self.sweep.train_limit is not None:
-                    overrides["num_clips" if card.kind == "synthetic" else "limit"] = self.sweep.train_limit
-                if card.kind == "real":
-                    overrides.update(temporal_clips=1, spatial_crops=1)
-                self.datasets[key] = create_dataset(cell.dataset, split="train", root=self.sweep.data_root, **overrides)
-            else:
-                self.datasets[key] = open_dataset(self.sweep, cell.dataset, cell.config)
+            self.datasets[key] = open_dataset(self.sweep, cell.dataset, cell.config, train=train)
         return self.datasets[key]
 
 

@@ -139,11 +139,8 @@ def _motion(rng: np.random.Generator, T: int, S: int) -> tuple[np.ndarray, int]:
     canvas = _scene(rng, T, S, contrast=0.1)
     # A flickering, wobbling distractor: changes every frame, never decides the label.
     muted = lambda: hsv(rng.uniform(0, 1), rng.uniform(0.3, 0.5), rng.uniform(0.5, 0.8))  # noqa: E731
-    flicker = np.stack([muted() if i % 3 == 0 else np.zeros(3, np.float32) for i in range(T)])
-    flicker = np.where(flicker.any(1, keepdims=True), flicker, np.roll(flicker, 1, 0))
-    for i in range(1, T):
-        if not flicker[i].any():
-            flicker[i] = flicker[i - 1]
+    colours = [muted() for _ in range(0, T, 3)]  # a new colour every third frame
+    flicker = np.stack([colours[i // 3] for i in range(T)])
     draw(canvas, str(rng.choice(SHAPES)), _wobble(rng, T, S, S * 0.06, amplitude=0.04), flicker)
     shape = str(rng.choice(["square", "triangle", "cross", "bar"]))
     r = S * rng.uniform(0.12, 0.15)
