@@ -7,4 +7,9 @@ add ``"name": {kwargs}`` (the options a tiny test run needs) when you register o
 METHOD_SETTINGS: dict[str, dict] = {
     "none": {},
     "random": {"seed": 3},
+    "tome": {},
+    "vid_tldr": {},
+    "rlt": {},
+    "motion": {},
+    "attention": {},
 }

@@ -18,6 +18,7 @@ from click.testing import CliRunner
 
 from tokbench.cli import cli
 from tokbench.errors import TokbenchError, UnknownNameError
+from tokbench.methods import METHODS
 
 TINY_FLOPS = ["--backbone", "test_tiny", "--metrics", "flops"]
 TINY_SPEED = ["--backbone", "test_tiny", "--metrics", "flops,throughput", "--device", "cpu",
@@ -73,7 +74,7 @@ def test_ls_methods_table():
     lines = r.stdout.splitlines()
     assert lines[0].split() == ["name", "aliases", "summary"]
     rows = {line.split()[0]: line for line in lines[2:]}
-    assert sorted(rows) == ["none", "random"]
+    assert sorted(rows) == sorted(METHODS.names())
     col = lines[0].index("aliases")
     assert rows["none"][col:col + len("aliases")].strip() == "full"
     assert rows["random"][col:col + len("aliases")].strip() == ""
@@ -84,8 +85,10 @@ def test_ls_methods_json():
     r = invoke("ls", "methods", "--format", "json")
     assert r.exit_code == 0, r.stderr
     rows = {row["name"]: row for row in json.loads(r.stdout)}
-    assert sorted(rows) == ["none", "random"]
+    assert sorted(rows) == sorted(METHODS.names())
     assert rows["none"]["aliases"] == "full" and rows["none"]["uses_p_ratio"] is False
+    assert rows["tome"]["options"] == "schedule='constant', r=None, prop_attn=False"
+    assert rows["rlt"]["embeds"] == "kept" and rows["vid_tldr"]["aliases"] == "vidtldr"
     assert rows["random"]["options"] == "seed=0" and rows["random"]["embeds"] == "kept"
     assert rows["random"]["uses_p_ratio"] is True and rows["random"]["privileged"] is False
 

@@ -16,10 +16,19 @@ def test_smoke_run_covers_every_dataset_and_method_with_the_zoo(tmp_path):
     assert sorted(df["dataset"].unique()) == sorted(SYNTHETIC)
     assert set(df["method"]) == set(METHODS.names())
     assert sorted(df["p_ratio"].unique()) == [0.25, 0.75, 1.0]
-    assert (df["status"] == "ok").all() and (df["clips"] == 16).all() and (df["backbone"] == "synth_tiny").all()
+    # Only the merging methods miss P = 0.25: their floor on the 4-block zoo models is ~36 % of the FLOPs.
+    unreachable = df[df["status"] == "unreachable"]
+    assert set(zip(unreachable["method"], unreachable["p_ratio"])) == {("tome", 0.25), ("vid_tldr", 0.25)}
+    assert unreachable["error"].str.contains("merging cannot go below").all()
+    total = len(df)
+    df = df[df["status"] == "ok"]
+    assert (df["clips"] == 16).all() and (df["backbone"] == "synth_tiny").all()
     assert df["gflops"].gt(0).all() and df["clips_per_s"].gt(0).all()
+    rlt = df[df["method"] == "rlt"]
+    assert rlt["method_state.calibrated"].all() and rlt["method_state.tau"].notna().all()
+    assert df[df["method"] == "tome"]["method_state.r_list"].map(len).eq(4).all()
     for dataset, weights in zip(df["dataset"], df["weights"]):
         assert weights.startswith(f"{dataset}.safetensors@")  # each dataset's own zoo backbone
     assert next(tmp_path.rglob("*.jsonl")).name.split("_")[1] == "smoke"
     again = CliRunner().invoke(cli, ["run", "--smoke", "--results", str(tmp_path)])
-    assert again.exit_code == 0 and f"skipped {len(df)} cells" in again.stderr
+    assert again.exit_code == 0 and f"skipped {total} cells" in again.stderr

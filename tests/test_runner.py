@@ -252,6 +252,26 @@ def test_throughput_path(tmp_path):
     assert df.loc[0, "clips_per_s"] == r["clips_per_s"]
 
 
+def test_content_dependent_method_in_a_cost_sweep(tmp_path):
+    """RLT without a dataset: calibrated on the content dataset's train clips, FLOPs
+    averaged over its val clips, timed on them; the state and the source are recorded."""
+    sweep = _sweep(methods=("rlt",), p_ratios=(0.5, 0.75), metrics=("flops", "throughput"), device="cpu",
+                   repeats=1, warmup=0, batch_size=2, calibration_clips=8, flop_clips=4)
+    records = _by_cell(run_sweep(sweep, results_dir=tmp_path).records)
+    for p in (0.5, 0.75):
+        r = records[("rlt", p)]
+        assert r["status"] == "ok", r["error"]
+        state = r["method_state"]
+        assert state["calibrated"] and state["calibration_clips"] == 8 and r["content_dataset"] == "synth-motion"
+        assert abs(state["kept_fraction_mean"] - p) < 0.1  # as close as 8 clips of 32 tokens allow
+        assert 16 <= r["tokens_kept"] <= 32 and r["clips_per_s"] > 0
+    # P = 0.5 is the forced first slice of test_tiny's two: exactly half, every clip.
+    assert records[("rlt", 0.5)]["tokens_kept"] == 16 and records[("rlt", 0.5)]["gflops_std"] == 0
+    # Merging methods record the FLOP-matched schedule they ran.
+    (tome,) = run_sweep(_sweep(methods=("tome",), p_ratios=(0.75,)), results_dir=tmp_path).records
+    assert tome["method_state"]["r_list"] == [8, 8] and tome["tokens_per_block"] == [33.0, 25.0]
+
+
 # --------------------------------------------------------------------------- bad input
 
 

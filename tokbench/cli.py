@@ -457,6 +457,11 @@ def flops_cmd(backbones, methods, p_ratio, checkpoint, num_classes, fmt) -> None
             for p in ratios if cls.uses_p_ratio else (1.0,):
                 row = {"backbone": backbone, "method": method_id(reference), "p_ratio": p, "tokens_kept": "",
                        "gflops": "", "params_m": "", "embeds": cls.embeds, "status": "ok"}
+                if cls.cost_depends_on_content or cls.needs_calibration:
+                    row["status"] = ("depends on the clips: measure it with tokbench run --metrics flops "
+                                     "(calibrated on a dataset's clips)")
+                    rows.append(row)
+                    continue
                 try:
                     count = cached_flops(config, build_method(spec, p_ratio=p))
                 except UnreachableError as e:  # reported, never clamped

@@ -254,16 +254,23 @@ class VideoViT(nn.Module):
 
     def embed(self, clips: Clips, method: Method) -> Tokens:
         """Tubelet embedding + position embedding of the tubelets the method keeps."""
-        index = method.before_embed(clips, self.num_patches)  # (B, K) or None = all
+        index = method.before_embed(clips, self.num_patches)  # (B, K) or None = all; -1 = padding
+        mask = None
+        if index is not None and not index.is_meta and bool((index < 0).any()):
+            mask = index >= 0  # padding embeds tubelet 0 and is masked out of attention and pooling
+            index = index.clamp_min(0)
         x = self.patch_embed(clips.video, index)  # (B, K, D)
         if index is None:
             x = x + self.pos_embed.to(x.dtype)
             index = torch.arange(self.num_patches, device=x.device).expand(x.shape[0], -1)
         else:
             x = x + self.pos_embed.to(x.dtype)[index]
+        p = self.config.n_prefix
         if self.cls_token is not None:
             x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1).to(x.dtype), x], dim=1)
-        return Tokens(x=x, index=index, n_prefix=self.config.n_prefix)
+        if mask is not None and p:
+            mask = torch.cat([mask.new_ones(mask.shape[0], p), mask], dim=1)
+        return Tokens(x=x, index=index, n_prefix=p, mask=mask)
 
     def block_forward(self, layer: int, tokens: Tokens, method: Method) -> Tokens:
         """One pre-norm block: attention, the method's ``after_attn`` hook, MLP."""
@@ -271,21 +278,21 @@ class VideoViT(nn.Module):
         bias = attention_bias(tokens, proportional=method.proportional_attention)
         out, extra = self_attention(
             block.attn, block.norm1(tokens.x), bias=bias,
-            impl=self.config.attn_impl, need=method.attn_needs,
+            impl=self.config.attn_impl, need=method.attention_needs(layer),
         )
         tokens = tokens.replace(x=tokens.x + block.drop_path1(block.ls1(out)))
         tokens = method.after_attn(layer, tokens, extra)
         x = tokens.x
         return tokens.replace(x=x + block.drop_path2(block.ls2(block.mlp(block.norm2(x)))))
 
-    def pool(self, tokens: Tokens) -> Tensor:
-        """(B, D) clip feature: size-weighted mean of real patch tokens -> fc_norm, or CLS."""
+    def pool(self, tokens: Tokens, *, size_weighted: bool = True) -> Tensor:
+        """(B, D) clip feature: (size-weighted) mean of real patch tokens -> fc_norm, or CLS."""
         if self.config.global_pool == "token":
             return self.norm(tokens.x)[:, 0]
         p = tokens.n_prefix
         x = tokens.x[:, p:]
         weight = None
-        if tokens.size is not None:
+        if tokens.size is not None and size_weighted:
             weight = tokens.size[:, p:].to(x.dtype)
         if tokens.mask is not None:
             real = tokens.mask[:, p:, None].to(x.dtype)
@@ -306,7 +313,7 @@ class VideoViT(nn.Module):
             if count:
                 counts.append(_token_count(tokens))
             tokens = self.block_forward(layer, tokens, method)
-        return self.pool(tokens), torch.stack(counts, dim=1) if count else None
+        return self.pool(tokens, size_weighted=method.size_weighted_pool), torch.stack(counts, dim=1) if count else None
 
     def forward_features(
         self, video: Tensor, method: Method | None = None, *,

@@ -63,6 +63,10 @@ ZERO_COST_OPS = (
     "aten::gt", "aten::ge", "aten::le", "aten::eq", "aten::ne", "aten::where", "aten::max",
     "aten::min", "aten::argmax", "aten::cumsum", "aten::floor_divide", "aten::remainder",
     "aten::linalg_vector_norm", "aten::norm", "aten::expand_as", "aten::repeat",
+    # merging (ToMe, vid-TLDR), pixel cues (RLT, motion): reductions, pooling and masks
+    "aten::xlogy", "aten::amax", "aten::amin", "aten::clamp_min", "aten::__or__", "aten::__and__",
+    "aten::bitwise_not", "aten::logical_not", "aten::avg_pool3d", "aten::replication_pad3d", "aten::pad",
+    "aten::masked_fill_", "aten::clamp_min_",
 )
 
 log = logging.getLogger(__name__)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import Tensor
 
 from tokbench.backbones import BACKBONES, VideoViT, VideoViTConfig, create_backbone, resolve_config
 from tokbench.benchmark.environment import collect_environment, device_name, resolve_device
@@ -28,7 +29,7 @@ from tokbench.benchmark.spec import cell_key
 from tokbench.benchmark.timing import measure_throughput, resolve_dtype
 from tokbench.data import DATASETS, create_dataset
 from tokbench.errors import TokbenchError, UnreachableError
-from tokbench.methods import METHODS, build_method, method_id, parse_method_spec
+from tokbench.methods import METHODS, Method, build_method, method_id, parse_method_spec
 from tokbench.store import SCHEMA_VERSION, RunWriter, finished_cells, utc_now
 
 __all__ = ["Sweep", "Cell", "plan", "run_sweep", "SweepResult"]
@@ -66,6 +67,11 @@ class Sweep:
     num_workers: int = 0
     protocol: str = "eval"  # eval | lp (linear probe on reduced tokens) | ft (fine-tune with reduction)
     train_limit: int | None = None  # training clips for lp/ft (default: the whole train split)
+    # Content-dependent methods (RLT): clips to calibrate on (train split), clips to count
+    # FLOPs on (evaluation split), and, in a cost-only sweep, the dataset that supplies them.
+    calibration_clips: int = 64
+    flop_clips: int = 16
+    content_dataset: str = "synth-motion"
 
 
 @dataclass(frozen=True)
@@ -171,9 +177,14 @@ def plan(sweep: Sweep) -> list[Cell]:
                 cls = METHODS.get(name)
                 reference = build_method(spec, p_ratio=1.0)  # validates the options once
                 ratios = sweep.p_ratios if cls.uses_p_ratio else (1.0,)
+                content = {}
+                if cls.cost_depends_on_content or cls.needs_calibration:
+                    content = {"calibration_clips": sweep.calibration_clips, "flop_clips": sweep.flop_clips,
+                               "content_dataset": sweep.content_dataset if dataset_name is None else None}
                 for p in ratios:
                     _check_buildable(spec, p)
                     key_fields = {
+                        **content,
                         "schema": SCHEMA_VERSION, "config": config.to_dict(), "weights": weights,
                         "method": reference.name, "params": reference.params(), "p_ratio": p,
                         "metrics": sorted(sweep.metrics), "seed": sweep.seed,
@@ -277,12 +288,55 @@ class _Shared:
         return self.datasets[key]
 
 
+def _sample_videos(dataset, n: int) -> Tensor:
+    """The first ``n`` readable clips of ``dataset``, first view: (n, C, T, H, W)."""
+    videos = []
+    for i in range(len(dataset)):
+        video = dataset[i].get("video")
+        if video is None:
+            continue
+        videos.append(video[0] if video.dim() == 5 else video)
+        if len(videos) == n:
+            break
+    if not videos:
+        raise TokbenchError(f"no readable clip in {dataset!r}")
+    return torch.stack(videos)
+
+
+def _content_clips(cell: Cell, sweep: Sweep, shared: _Shared, *, train: bool, n: int) -> Tensor:
+    """Clips for a content-dependent method: the cell's dataset, or in a cost-only sweep
+    ``sweep.content_dataset`` rendered in the backbone's geometry."""
+    key = ("clips", cell.dataset, cell.config.num_frames, cell.config.img_size, train, n)
+    if key not in shared.datasets:
+        if cell.dataset is not None:
+            dataset = shared.dataset(cell, train=train)
+        else:
+            dataset = create_dataset(sweep.content_dataset, split="train" if train else "val", num_clips=n,
+                                     frames=cell.config.num_frames, size=cell.config.img_size)
+        shared.datasets[key] = _sample_videos(dataset, n)
+    return shared.datasets[key]
+
+
+def _prepared_method(cell: Cell, sweep: Sweep, shared: _Shared) -> Method:
+    """The cell's method, set up on its model and, if it needs it, calibrated on training
+    clips. One instance serves FLOPs, accuracy and throughput, so all three measure the same
+    calibrated method."""
+    method = build_method(cell.method_spec, p_ratio=cell.p_ratio)
+    method.setup(shared.model(cell))
+    if method.needs_calibration:
+        method.calibrate(_content_clips(cell, sweep, shared, train=True, n=sweep.calibration_clips).to(shared.device))
+    return method
+
+
 def _measure(cell: Cell, sweep: Sweep, shared: _Shared) -> dict[str, Any]:
     out: dict[str, Any] = {}
     device = shared.device
+    method = _prepared_method(cell, sweep, shared)
+    content = method.cost_depends_on_content
     if "flops" in sweep.metrics:
-        # Its own instance: counting calls setup() with a meta-device backbone.
-        flops = cached_flops(cell.config, build_method(cell.method_spec, p_ratio=cell.p_ratio))
+        # Counting calls setup() again with its own backbone (meta device, or CPU per clip).
+        videos = _content_clips(cell, sweep, shared, train=False, n=sweep.flop_clips) if content else None
+        flops = cached_flops(cell.config, method, videos=videos)
         out.update(
             gflops=flops.gflops, gflops_std=flops.gflops_std, flop_counter=flops.counter,
             params_m=flops.params / 1e6, tokens_per_block=flops.tokens_per_block,
@@ -290,7 +344,6 @@ def _measure(cell: Cell, sweep: Sweep, shared: _Shared) -> dict[str, Any]:
             flops_by_operator=flops.by_operator,
         )
     if "accuracy" in sweep.metrics:
-        method = build_method(cell.method_spec, p_ratio=cell.p_ratio)
         model = shared.model(cell)
         method.setup(model)
         if sweep.protocol != "eval":  # train a probe / fine-tune with the reduction on, then evaluate that
@@ -304,15 +357,21 @@ def _measure(cell: Cell, sweep: Sweep, shared: _Shared) -> dict[str, Any]:
         out.update(clips=acc.clips, views=acc.views, view_averaging="logits", skipped_videos=acc.skipped_videos)
     if "throughput" in sweep.metrics:
         geometry = {k: v for k, v in cell.config.to_dict().items() if k != "num_classes"}
+        # Timed once per geometry/method/P, except where the cost depends on the clips (then
+        # per dataset, on the dataset's clips: random noise would make RLT keep everything).
         key = (json.dumps(geometry, sort_keys=True), cell.method_name,
-               json.dumps(cell.method_params, sort_keys=True, default=str), cell.p_ratio)
+               json.dumps(cell.method_params, sort_keys=True, default=str), cell.p_ratio,
+               cell.dataset if content else None)
         if key not in shared.timings:
-            method = build_method(cell.method_spec, p_ratio=cell.p_ratio)
             model = shared.model(cell)
             method.setup(model)
+            videos = None
+            if content:
+                videos = _content_clips(cell, sweep, shared, train=False, n=max(sweep.batch_size, sweep.flop_clips))
+                videos = videos[: sweep.batch_size]
             shared.timings[key] = measure_throughput(
                 model, method, batch_size=sweep.batch_size, device=device, dtype=sweep.dtype,
-                warmup=sweep.warmup, repeats=sweep.repeats, seed=sweep.seed,
+                warmup=sweep.warmup, repeats=sweep.repeats, seed=sweep.seed, video=videos,
             )
         timing = shared.timings[key]
         out.update(
@@ -321,6 +380,9 @@ def _measure(cell: Cell, sweep: Sweep, shared: _Shared) -> dict[str, Any]:
             batch_size=timing.batch_size, warmup=timing.warmup, repeats=timing.repeats,
             dtype=timing.dtype, device=str(device), peak_mem_mb=timing.peak_mem_mb,
         )
+    out["method_state"] = method.describe()
+    if content and sweep.datasets == (None,):
+        out["content_dataset"] = sweep.content_dataset
     return out
 
 

@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 
 import torch
+from torch import Tensor
 
 from tokbench.backbones.vit import VideoViT
 from tokbench.errors import TokbenchError
@@ -58,7 +59,7 @@ def _quantiles(samples: list[float]) -> tuple[float, float]:
 
 def measure_throughput(
     model: VideoViT, method: Method, *, batch_size: int, device: torch.device,
-    dtype: str = "auto", warmup: int = 3, repeats: int = 10, seed: int = 0,
+    dtype: str = "auto", warmup: int = 3, repeats: int = 10, seed: int = 0, video: Tensor | None = None,
 ) -> Timing:
     """Time ``model(video, method)`` on random clips of the model's geometry.
 
@@ -69,6 +70,8 @@ def measure_throughput(
         dtype: ``fp32``, ``bf16`` or ``fp16`` (autocast on CUDA), or ``auto``.
         warmup: untimed passes first (allocator, kernels, caches).
         repeats: timed passes.
+        video: (batch_size, C, T, H, W) clips to time instead of random ones (methods whose
+            cost depends on content, e.g. RLT, keep every token of random noise).
     """
     if batch_size < 1 or warmup < 0 or repeats < 1:
         raise TokbenchError(
@@ -77,7 +80,11 @@ def measure_throughput(
     dtype = resolve_dtype(dtype, device)
     cuda = device.type == "cuda"
     gen = torch.Generator(device="cpu").manual_seed(seed)
-    video = torch.randn(batch_size, *model.config.input_shape, generator=gen).to(device)
+    if video is None:
+        video = torch.randn(batch_size, *model.config.input_shape, generator=gen)
+    elif video.shape[0] != batch_size:
+        raise TokbenchError(f"video holds {video.shape[0]} clips for batch size {batch_size}")
+    video = video.to(device)
     # Autocast, never model.to(dtype): the model is shared by every cell of a sweep.
     autocast = (
         torch.autocast(device.type, dtype=DTYPES[dtype]) if dtype != "fp32" else contextlib.nullcontext()

@@ -6,7 +6,10 @@ A method is a class registered by name and configured by typed keyword-only argu
 ==================  =======================================================================
 hook                when and what
 ==================  =======================================================================
-``setup``           once, with the backbone, before the first forward (load artifacts).
+``calibrate``       (only if ``needs_calibration``) with training clips, to fit a knob to P.
+``setup``           with the backbone before the first forward (load artifacts, derive
+                    schedules); may be called again with another backbone (FLOP counting
+                    uses a meta-device copy) and must not undo ``calibrate``.
 ``before_embed``    with the raw clips; may return (B, K) indices of the tubelets to embed.
 ``after_embed``     with the embedded ``Tokens``; may drop, reorder or pad them.
 ``after_attn``      in every block, between attention and MLP, with the keys or attention
@@ -68,6 +71,14 @@ class Method(metaclass=ABCMeta):  # noqa: B024 - ABCMeta enforces SelectionMetho
     uses_p_ratio: ClassVar[bool] = True
     #: How the FLOP count treats the patch embedding: "all" tubelets or only "kept" ones.
     embeds: ClassVar[Literal["all", "kept"]] = "all"
+    #: Token counts depend on the clip (RLT): FLOPs are counted per clip on real clips and
+    #: throughput is timed on real clips.
+    cost_depends_on_content: ClassVar[bool] = False
+    #: ``calibrate`` must run on training clips before use (RLT fits its threshold to P).
+    needs_calibration: ClassVar[bool] = False
+    #: The final average pool weights each token by its size (ToMe's MAE patch); ``False``
+    #: for a plain mean over tokens (vid-TLDR's UMT code).
+    size_weighted_pool: ClassVar[bool] = True
 
     def __init__(self, *, p_ratio: float = 1.0) -> None:
         if isinstance(p_ratio, bool) or not isinstance(p_ratio, (int, float)) or not 0 < p_ratio <= 1:
@@ -97,16 +108,31 @@ class Method(metaclass=ABCMeta):  # noqa: B024 - ABCMeta enforces SelectionMetho
         """Parameters the method adds to the backbone's (selector networks)."""
         return 0
 
+    def describe(self) -> dict[str, Any]:
+        """What the method resolved for this P (a merge schedule, a calibrated threshold),
+        stored with every record as ``method_state``. Valid after ``setup``/``calibrate``."""
+        return {}
+
+    def attention_needs(self, layer: int) -> Literal["keys", "probs"] | None:
+        """What ``after_attn`` needs in block ``layer``; blocks that need nothing keep the
+        fused attention kernel. Defaults to ``attn_needs`` in every block."""
+        return self.attn_needs
+
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in {**self.params(), "p_ratio": self.p_ratio}.items())
         return f"{type(self).__name__}({args})"
 
     # -- hooks -------------------------------------------------------------------------
+    def calibrate(self, videos: Tensor) -> None:  # noqa: B027 - an optional hook
+        """Fit P-dependent knobs on (n, C, T, H, W) normalised training clips (only called
+        when ``needs_calibration``)."""
+
     def setup(self, backbone: VideoViT) -> None:  # noqa: B027 - an optional hook
-        """Called once with the backbone before the first forward pass."""
+        """Called with the backbone before the first forward pass."""
 
     def before_embed(self, clips: Clips, num_patches: int) -> Tensor | None:
-        """(B, K) indices of the tubelets to embed, or ``None`` to embed all."""
+        """(B, K) indices of the tubelets to embed, or ``None`` to embed all. In a
+        variable-length batch, -1 marks padding (the backbone masks it out)."""
         return None
 
     def after_embed(self, tokens: Tokens, clips: Clips) -> Tokens:

@@ -43,15 +43,16 @@ def zoo_card(dataset: str) -> dict[str, Any]:
     return json.loads(zoo_checkpoint(dataset).with_suffix(".json").read_text())
 
 
-def slice_check(model, dataset: str, *, geometry: dict, device=None, clips: int = CHECK_CLIPS) -> dict[str, Any]:
-    """Accuracy of ``model`` (all tokens) on the first ``clips`` val clips: the card's
-    ``check``, re-measured by the tests."""
+def slice_check(model, dataset: str, *, geometry: dict, device=None, clips: int = CHECK_CLIPS,
+                method=None) -> dict[str, Any]:
+    """Accuracy of ``model`` (all tokens, or under ``method``, already set up) on the first
+    ``clips`` val clips: the card's ``check``, re-measured by the tests."""
     from tokbench.benchmark.evaluate import evaluate
     from tokbench.data import create_dataset
     from tokbench.methods import build_method
 
     ds = create_dataset(dataset, split="val", num_clips=clips, **geometry)
-    metrics = evaluate(model, build_method("none"), ds, batch_size=64, device=device).metrics
+    metrics = evaluate(model, method or build_method("none"), ds, batch_size=64, device=device).metrics
     return {"split": "val", "clips": clips, **metrics}
 
 
