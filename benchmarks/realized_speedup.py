@@ -13,8 +13,8 @@ machine noise affects both alike; the ratios come from one run.
 
 Methods whose cost depends on the clips (RLT) are calibrated on, and timed on, clips of
 ``--content`` (a synthetic dataset rendered in the backbone's geometry); their FLOPs are
-the mean over the timed clips. RLT is timed twice: as a padded batch (what tokbench runs)
-and clip by clip (what packing without variable-length kernels amounts to).
+the mean over the timed clips. Compare RLT's two ways of batching clips of different
+lengths with ``--methods "rlt,rlt(batching='pad')"``.
 
 Targets: >= 0.85 for random (issue 2), rlt, motion and attention; >= 0.7 for tome and
 vid_tldr (issue 5), at P = 0.5 on videomae_s on the CPU.
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     video = _clips(args.content, "val", args.batch_size, model.config)
     calibration = None
 
-    # (label, target, method, timed fn) for every point; the full model first.
+    # (label, target, method, GFLOPs) for every point; the full model first.
     points: list[tuple[str, float | None, object, float]] = []
     full = build_method("none")
     points.append(("none", None, full, count_flops(model.config, full).gflops))
@@ -77,20 +77,13 @@ def main(argv: list[str] | None = None) -> int:
             gflops = count_flops(model.config, method, videos=videos).gflops
             method.setup(model)
             points.append((f"{spec} P={p:g}", TARGETS.get(method.name), method, gflops))
-            if method.cost_depends_on_content:
-                points.append((f"{spec} P={p:g} per clip", TARGETS.get(method.name), (method, "per-clip"), gflops))
     env = collect_environment(device)
     print(f"# {args.backbone} on {env['device_name']} ({env['torch_threads']} threads), batch {args.batch_size}, "
           f"torch {env['torch_version']}, {args.rounds} interleaved rounds; clips from {args.content}")
 
     def once(method) -> float:
-        if isinstance(method, tuple):  # clip by clip: no padding, no batching
-            return sum(once_on(method[0], video[i : i + 1]) for i in range(video.shape[0]))
-        return once_on(method, video)
-
-    def once_on(method, clips) -> float:
-        t = measure_throughput(model, method, batch_size=clips.shape[0], device=device, warmup=0, repeats=1,
-                               video=clips)
+        t = measure_throughput(model, method, batch_size=video.shape[0], device=device, warmup=0, repeats=1,
+                               video=video)
         return t.median_ms
 
     for _, _, method, _ in points:  # warm-up round, untimed

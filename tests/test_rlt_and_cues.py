@@ -46,11 +46,12 @@ def test_rlt_tau_below_every_difference_equals_none(tiny, tiny_video):
     torch.testing.assert_close(tiny(tiny_video, method), tiny(tiny_video), atol=1e-6, rtol=1e-6)
 
 
-def test_rlt_padded_batch_matches_clip_by_clip(tiny):
+@pytest.mark.parametrize("batching", ["pad", "split"])
+def test_rlt_variable_length_batch_matches_clip_by_clip(tiny, batching):
     video = torch.randn(3, 3, 4, 32, 32, generator=torch.Generator().manual_seed(5))
     video[0, :, 3] = video[0, :, 0]  # clip 0: frame 3 = frame 0, so all of slice 1 repeats
     video[1, :, 3, :16] = video[1, :, 0, :16]  # clip 1: the top half of slice 1 repeats
-    method = build_method("rlt(tau=0.5)")
+    method = build_method(f"rlt(tau=0.5, batching={batching!r})")
     method.setup(tiny)
     logits, counts = tiny.forward_with_info(video, method)
     assert counts[:, 0].tolist() == [17, 25, 33]  # CLS + kept; padding not counted

@@ -308,6 +308,16 @@ class VideoViT(nn.Module):
             clip_ids = torch.arange(video.shape[0], device=video.device)
         clips = Clips(video=video, ids=clip_ids, labels=labels)
         tokens = method.after_embed(self.embed(clips, method), clips)
+        if tokens.mask is not None and method.variable_length == "split":
+            # Clip by clip, each at its own length: no padding computed (measured faster than
+            # padded batches on the CPU; see benchmarks/realized_speedup.py).
+            outs = [self._blocks(_unpad(tokens, b), method, count) for b in range(tokens.x.shape[0])]
+            features = torch.cat([f for f, _ in outs])
+            return features, torch.cat([c for _, c in outs]) if count else None
+        return self._blocks(tokens, method, count)
+
+    def _blocks(self, tokens: Tokens, method: Method, count: bool) -> tuple[Tensor, Tensor | None]:
+        """Every block, then the pool: (B, D) features and, if ``count``, tokens per block."""
         counts = []
         for layer in range(len(self.blocks)):
             if count:
@@ -345,6 +355,16 @@ class VideoViT(nn.Module):
         """
         features, _ = self._run(video, method, clip_ids, labels, count=False)
         return self.head(features)
+
+
+def _unpad(tokens: Tokens, b: int) -> Tokens:
+    """Clip ``b`` of a padded batch with its padding removed: a batch of one."""
+    real = tokens.mask[b]
+    p = tokens.n_prefix
+    return Tokens(
+        x=tokens.x[b : b + 1, real], index=tokens.index[b : b + 1, real[p:]], n_prefix=p,
+        size=None if tokens.size is None else tokens.size[b : b + 1, real],
+    )
 
 
 def _token_count(tokens: Tokens) -> Tensor:

@@ -79,6 +79,9 @@ class Method(metaclass=ABCMeta):  # noqa: B024 - ABCMeta enforces SelectionMetho
     #: The final average pool weights each token by its size (ToMe's MAE patch); ``False``
     #: for a plain mean over tokens (vid-TLDR's UMT code).
     size_weighted_pool: ClassVar[bool] = True
+    #: How the backbone runs a batch whose clips keep different numbers of tokens: ``pad``
+    #: (one padded batch, padding masked out) or ``split`` (clip by clip, no padding).
+    variable_length: Literal["pad", "split"] = "pad"
 
     def __init__(self, *, p_ratio: float = 1.0) -> None:
         if isinstance(p_ratio, bool) or not isinstance(p_ratio, (int, float)) or not 0 < p_ratio <= 1:
