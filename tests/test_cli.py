@@ -87,7 +87,7 @@ def test_ls_methods_json():
     rows = {row["name"]: row for row in json.loads(r.stdout)}
     assert sorted(rows) == sorted(METHODS.names())
     assert rows["none"]["aliases"] == "full" and rows["none"]["uses_p_ratio"] is False
-    assert rows["tome"]["options"] == "schedule='constant', r=None, prop_attn=False"
+    assert rows["tome"]["options"] == "schedule='constant', r=None, prop_attn=True"
     assert rows["rlt"]["embeds"] == "kept" and rows["vid_tldr"]["aliases"] == "vidtldr"
     assert rows["random"]["options"] == "seed=0" and rows["random"]["embeds"] == "kept"
     assert rows["random"]["uses_p_ratio"] is True and rows["random"]["privileged"] is False
