@@ -4,6 +4,8 @@ A registered method without an entry here fails ``test_every_method_has_settings
 add ``"name": {kwargs}`` (the options a tiny test run needs) when you register one.
 """
 
+from pathlib import Path
+
 METHOD_SETTINGS: dict[str, dict] = {
     "none": {},
     "random": {"seed": 3},
@@ -12,4 +14,7 @@ METHOD_SETTINGS: dict[str, dict] = {
     "rlt": {},
     "motion": {},
     "attention": {},
+    "oracle": {},
+    # A random selector of test_tiny's width (seed 0), made by LiteSelector(32).
+    "lite": {"selector": str(Path(__file__).parent / "assets" / "lite_test_tiny.safetensors")},
 }

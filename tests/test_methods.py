@@ -18,6 +18,7 @@ from tokbench.methods import (
     register_method,
     split_specs,
 )
+from tokbench.methods.lite import target_weights
 from tokbench.methods.random_drop import per_clip_uniform
 from tokbench.tokens import Clips, Tokens
 
@@ -202,21 +203,37 @@ def test_conformance(name, p, tiny, tiny_video):
     method = _prepared(name, p, tiny, tiny_video)
     if method is None:
         return
-    logits, counts = tiny.forward_with_info(tiny_video, method)
+    # Privileged methods (LITE's oracle) read the true classes, as evaluation passes them.
+    labels = target_weights("single", torch.tensor([1, 5, 9]), 10) if method.privileged else None
+    logits, counts = tiny.forward_with_info(tiny_video, method, labels=labels)
     assert logits.shape == (3, 10) and torch.isfinite(logits).all()
     assert (counts <= 33).all() and (counts[:, 1:] <= counts[:, :-1]).all()  # never grows
-    assert torch.equal(logits, tiny(tiny_video, method))  # deterministic
+    assert torch.equal(logits, tiny(tiny_video, method, labels=labels))  # deterministic
     again = _prepared(name, p, tiny, tiny_video)  # a fresh instance (same seed) agrees
-    assert torch.equal(logits, tiny(tiny_video, again))
+    assert torch.equal(logits, tiny(tiny_video, again, labels=labels))
     # The prefix (CLS) token is never dropped: the first token after embedding is CLS, and
     # it is still first and alone in the prefix after the first block.
-    clips = Clips(tiny_video, torch.arange(3))
+    clips = Clips(tiny_video, torch.arange(3), labels)
     tokens = method.after_embed(tiny.embed(clips, method), clips)
     assert tokens.n_prefix == 1 and torch.equal(tokens.x[:, 0], tiny.cls_token[0].expand(3, -1))
     after = tiny.block_forward(0, tokens, method)
     assert after.n_prefix == 1 and after.index.shape[1] == after.x.shape[1] - 1
     if p == 1.0 or not method.uses_p_ratio:
         torch.testing.assert_close(logits, tiny(tiny_video), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("dataset", ["synth-motion", "synth-egocentric", "synth-multilabel"])
+def test_evaluation_passes_true_classes_to_privileged_methods(dataset):
+    """The oracle through evaluate() on each task: labels reach it as true-class weights."""
+    from tokbench.benchmark.evaluate import evaluate, head_size
+    from tokbench.data import create_dataset
+
+    ds = create_dataset(dataset, split="val", num_clips=6, frames=4, size=32)
+    model = create_backbone("test_tiny", num_classes=head_size(ds))
+    method = build_method("oracle", p_ratio=0.5)
+    method.setup(model)
+    result = evaluate(model, method, ds, batch_size=3)
+    assert result.clips == 6 and all(0 <= v <= 1 for v in result.metrics.values())
 
 
 @pytest.mark.parametrize("name", METHODS.names())

@@ -74,3 +74,26 @@ def test_readme_zoo_table_is_generated_from_the_cards():
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     hint = "regenerate the README's zoo table with tokbench.zoo.zoo_table_markdown()"
     assert zoo_table_markdown() in readme, hint
+
+
+@pytest.mark.parametrize("dataset", sorted(SYNTHETIC))
+def test_shipped_lite_selector_reproduces_its_card(dataset):
+    """The shipped LITE selector reloads and gives its card's val accuracy at P = 0.5."""
+    from tokbench.benchmark.evaluate import evaluate
+    from tokbench.data import create_dataset
+    from tokbench.methods import build_method
+    from tokbench.train.checkpoint import read_card
+    from tokbench.zoo import zoo_artifact
+
+    path = zoo_artifact("lite", dataset)
+    card = read_card(path)
+    assert card["command"].startswith(f"tokbench train lite --dataset {dataset} ") and card["train"]["seed"] == 0
+    backbone = zoo_card(dataset)
+    model = create_backbone(backbone["backbone"], checkpoint=zoo_checkpoint(dataset),
+                            num_classes=backbone["config"]["num_classes"])
+    method = build_method("lite", p_ratio=0.5)
+    method.bind(dataset=dataset)
+    method.setup(model)
+    val = create_dataset(dataset, split="val", frames=backbone["data"]["frames"], size=backbone["data"]["size"])
+    measured = evaluate(model, method, val, batch_size=64).metrics[card["metric"]]
+    assert measured == pytest.approx(card["val_accuracy"]["lite"]["0.5"], abs=1e-6)

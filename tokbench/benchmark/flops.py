@@ -89,6 +89,7 @@ class _Probe(nn.Module):
         super().__init__()
         self.backbone = backbone
         self.method = method
+        self.method_networks = nn.ModuleList(method.networks())  # traced as parameters, not constants
 
     def forward(self, video: Tensor) -> Tensor:
         return self.backbone(video, self.method)

@@ -322,6 +322,7 @@ def _prepared_method(cell: Cell, sweep: Sweep, shared: _Shared) -> Method:
     clips. One instance serves FLOPs, accuracy and throughput, so all three measure the same
     calibrated method."""
     method = build_method(cell.method_spec, p_ratio=cell.p_ratio)
+    method.bind(dataset=cell.dataset)
     method.setup(shared.model(cell))
     if method.needs_calibration:
         method.calibrate(_content_clips(cell, sweep, shared, train=True, n=sweep.calibration_clips).to(shared.device))
@@ -355,7 +356,9 @@ def _measure(cell: Cell, sweep: Sweep, shared: _Shared) -> dict[str, Any]:
                        dtype=resolve_dtype(sweep.dtype, device), num_workers=sweep.num_workers)
         out.update(acc.metrics)
         out.update(clips=acc.clips, views=acc.views, view_averaging="logits", skipped_videos=acc.skipped_videos)
-    if "throughput" in sweep.metrics:
+    if "throughput" in sweep.metrics and method.privileged:
+        out["throughput_skipped"] = "privileged: the method needs the true labels, which a deployed model has not"
+    elif "throughput" in sweep.metrics:
         geometry = {k: v for k, v in cell.config.to_dict().items() if k != "num_classes"}
         # Timed once per geometry/method/P, except where the cost depends on the clips (then
         # per dataset, on the dataset's clips: random noise would make RLT keep everything).

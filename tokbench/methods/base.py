@@ -6,6 +6,7 @@ A method is a class registered by name and configured by typed keyword-only argu
 ==================  =======================================================================
 hook                when and what
 ==================  =======================================================================
+``bind``            with the dataset's name (learned methods find their shipped artifacts).
 ``calibrate``       (only if ``needs_calibration``) with training clips, to fit a knob to P.
 ``setup``           with the backbone before the first forward (load artifacts, derive
                     schedules); may be called again with another backbone (FLOP counting
@@ -111,6 +112,11 @@ class Method(metaclass=ABCMeta):  # noqa: B024 - ABCMeta enforces SelectionMetho
         """Parameters the method adds to the backbone's (selector networks)."""
         return 0
 
+    def networks(self) -> list:
+        """The ``nn.Module`` s the method runs (selectors), so that FLOP tracing sees their
+        weights as parameters. Valid after ``setup``."""
+        return []
+
     def describe(self) -> dict[str, Any]:
         """What the method resolved for this P (a merge schedule, a calibrated threshold),
         stored with every record as ``method_state``. Valid after ``setup``/``calibrate``."""
@@ -126,6 +132,10 @@ class Method(metaclass=ABCMeta):  # noqa: B024 - ABCMeta enforces SelectionMetho
         return f"{type(self).__name__}({args})"
 
     # -- hooks -------------------------------------------------------------------------
+    def bind(self, *, dataset: str | None) -> None:  # noqa: B027 - an optional hook
+        """Told which dataset is evaluated, before ``setup`` (learned methods pick their
+        shipped artifact for a synthetic dataset)."""
+
     def calibrate(self, videos: Tensor) -> None:  # noqa: B027 - an optional hook
         """Fit P-dependent knobs on (n, C, T, H, W) normalised training clips (only called
         when ``needs_calibration``)."""

@@ -92,6 +92,7 @@ def fit(
     card: dict[str, Any],
     params: list[nn.Parameter] | None = None,
     forward: Callable[[nn.Module, dict, torch.Generator], Tensor] | None = None,
+    loss: Callable[[Tensor, dict], Tensor] | None = None,
     device: torch.device | None = None,
     progress: bool = True,
 ) -> TrainResult:
@@ -109,12 +110,17 @@ def fit(
         card: what to write in the card (command, data...); the history and timing are added.
         forward: ``(model, batch, generator) -> logits``; by default ``model(batch["video"])``
             with random token-drop augmentation.
+        loss: ``(outputs, batch) -> loss``; by default the dataset task's loss (method
+            trainers, e.g. LITE's selector against oracle values, bring their own).
     """
     out = Path(out)
     device = device or next(model.parameters()).device
     params = params if params is not None else [p for p in model.parameters() if p.requires_grad]
-    task = train_set.card.task
-    num_verbs = getattr(train_set, "num_verbs", None)
+    if loss is None:
+        task, num_verbs = train_set.card.task, getattr(train_set, "num_verbs", None)
+
+        def loss(logits: Tensor, batch: dict) -> Tensor:
+            return task_loss(task, logits, batch, num_verbs=num_verbs, label_smoothing=config.label_smoothing)
     gen = torch.Generator().manual_seed(config.seed)
     loader = DataLoader(train_set, batch_size=config.batch_size, shuffle=True, generator=gen, drop_last=True,
                         num_workers=config.num_workers, collate_fn=collate_clips)
@@ -149,14 +155,13 @@ def fit(
             batches = tqdm(loader, desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch", disable=None, leave=False)
         losses = []
         for batch in batches:
-            logits = forward(model, batch, gen)
-            loss = task_loss(task, logits, batch, num_verbs=num_verbs, label_smoothing=config.label_smoothing)
+            value = loss(forward(model, batch, gen), batch)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            value.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             optimizer.step()
             scheduler.step()
-            losses.append(loss.item())
+            losses.append(value.item())
         model.eval()
         # Without validation every epoch "improves": the last one is kept.
         metrics = validate(model) if validate is not None else {metric: float(epoch)}

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tokbench.errors import TokbenchError
+from tokbench.errors import CheckpointError, TokbenchError
 
 __all__ = ["ZOO_DIR", "zoo_checkpoint", "zoo_card", "zoo_datasets", "slice_check", "CHECK_CLIPS", "zoo_table_markdown"]
 
@@ -41,6 +41,18 @@ def zoo_checkpoint(dataset: str) -> Path:
 
 def zoo_card(dataset: str) -> dict[str, Any]:
     return json.loads(zoo_checkpoint(dataset).with_suffix(".json").read_text())
+
+
+def zoo_artifact(kind: str, dataset: str | None) -> Path:
+    """The shipped ``kind`` artifact (e.g. a ``lite`` selector) of a synthetic dataset."""
+    if dataset is None:
+        raise CheckpointError(f"the shipped {kind} artifacts are per synthetic dataset: pass --dataset, "
+                              f"or give the method a file")
+    path = ZOO_DIR / kind / f"{dataset}.safetensors"
+    if not path.exists():
+        raise CheckpointError(f"no shipped {kind} artifact for {dataset!r}; train one with "
+                              f"'tokbench train {kind} --dataset {dataset}' and pass its path")
+    return path
 
 
 def slice_check(model, dataset: str, *, geometry: dict, device=None, clips: int = CHECK_CLIPS,
