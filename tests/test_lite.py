@@ -134,3 +134,18 @@ def test_lite_zoo_selector_needs_a_synthetic_dataset(tiny):
         method.bind(dataset=None)
     with pytest.raises(TokbenchError, match="needs a synthetic dataset"):
         build_method("lite").setup(tiny)
+
+
+def test_oracle_memo_reuses_values_across_p(tiny, tiny_video):
+    """With the runner's memo, values are computed once per clip and reused at every P."""
+    labels = target_weights("single", torch.tensor([1, 2, 3]), 10)
+    memo: dict = {}
+    for p in (0.5, 0.25):
+        method = build_method("oracle", p_ratio=p)
+        method.bind(dataset=None, memo=memo)
+        method.setup(tiny)
+        logits = tiny(tiny_video, method, labels=labels)
+        assert len(memo) == 3  # one entry per clip, shared by both P
+    method = build_method("oracle", p_ratio=0.25)
+    method.setup(tiny)
+    torch.testing.assert_close(logits, tiny(tiny_video, method, labels=labels))

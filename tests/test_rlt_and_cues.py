@@ -128,3 +128,22 @@ def test_attention_cue_selects_after_the_chosen_block(tiny, tiny_video):
     assert counts[0].tolist() == [33, 33]  # selection happens inside block 1, before its MLP
     with pytest.raises(TokbenchError, match="layer 2 does not exist"):
         build_method("attention(layer=2)").setup(tiny)
+
+
+def test_rlt_flops_are_the_mean_of_per_clip_costs(tiny):
+    """Counted once per distinct kept count, averaged over clips: equals the closed form of
+    each clip's count (E[F(K)], not F(E[K]))."""
+    from tokbench.benchmark.flops import count_flops
+    from tokbench.methods.flop_matching import model_flops
+
+    video = torch.randn(4, 3, 4, 32, 32, generator=torch.Generator().manual_seed(5))
+    video[0, :, 3] = video[0, :, 0]
+    video[1, :, 3, :16] = video[1, :, 0, :16]
+    video[2, :, 3] = video[2, :, 0]  # same count as clip 0: traced once
+    method = build_method("rlt(tau=0.5)")
+    method.setup(tiny)
+    count = count_flops(tiny.config, method, videos=video)
+    kept = [16, 24, 16, 32]
+    expected = [model_flops(tiny.config, embedded=k, tokens=[k + 1] * 2) / 1e9 for k in kept]
+    assert count.gflops == pytest.approx(sum(expected) / 4, rel=1e-12)
+    assert count.tokens_per_block == [sum(kept) / 4 + 1] * 2 and count.clips == 4

@@ -157,8 +157,21 @@ def count_flops(
     if videos is None:
         videos = torch.zeros(1, *config.input_shape, device=device)
     totals, tokens, by_op, unsupported = [], [], {}, {}
+    # A method whose cost is set by its token counts (RLT) is traced once per distinct count.
+    by_counts: dict[tuple, tuple] = {}
     for i in range(videos.shape[0]):
-        total, ops, unsup, counts = _count_once(backbone, method, videos[i : i + 1].to(device))
+        clip = videos[i : i + 1].to(device)
+        key = None
+        if getattr(method, "cost_set_by_token_counts", False):
+            with torch.no_grad():
+                key = tuple(backbone.forward_with_info(clip, method)[1][0].tolist())
+        if key is None or key not in by_counts:
+            once = _count_once(backbone, method, clip)
+            if key is not None:
+                by_counts[key] = once
+        else:
+            once = by_counts[key]
+        total, ops, unsup, counts = once
         totals.append(total)
         tokens.append(counts)
         for op, g in ops.items():

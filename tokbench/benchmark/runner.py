@@ -270,6 +270,7 @@ class _Shared:
         self.models: dict[tuple[VideoViTConfig, str | None], VideoViT] = {}
         self.datasets: dict[tuple[str, VideoViTConfig], Any] = {}
         self.timings: dict[tuple, Any] = {}
+        self.memos: dict[tuple, dict] = {}
 
     def model(self, cell: Cell) -> VideoViT:
         key = (cell.config, cell.checkpoint)
@@ -279,6 +280,14 @@ class _Shared:
                 cell.backbone, checkpoint=cell.checkpoint, num_classes=cell.config.num_classes
             ).to(self.device)
         return self.models[key]
+
+    def memo(self, cell: Cell) -> dict:
+        """Per-clip method results that do not depend on P, for one (dataset, model)."""
+        key = (cell.dataset, cell.config, cell.checkpoint)
+        if key not in self.memos:
+            self.memos.clear()  # one (dataset, model) at a time, like the models
+            self.memos[key] = {}
+        return self.memos[key]
 
     def dataset(self, cell: Cell, *, train: bool = False):
         """The evaluation split (or, for lp/ft, the training split) in the cell's geometry."""
@@ -322,7 +331,7 @@ def _prepared_method(cell: Cell, sweep: Sweep, shared: _Shared) -> Method:
     clips. One instance serves FLOPs, accuracy and throughput, so all three measure the same
     calibrated method."""
     method = build_method(cell.method_spec, p_ratio=cell.p_ratio)
-    method.bind(dataset=cell.dataset)
+    method.bind(dataset=cell.dataset, memo=shared.memo(cell))
     method.setup(shared.model(cell))
     if method.needs_calibration:
         method.calibrate(_content_clips(cell, sweep, shared, train=True, n=sweep.calibration_clips).to(shared.device))

@@ -75,6 +75,8 @@ class Method(metaclass=ABCMeta):  # noqa: B024 - ABCMeta enforces SelectionMetho
     #: Token counts depend on the clip (RLT): FLOPs are counted per clip on real clips and
     #: throughput is timed on real clips.
     cost_depends_on_content: ClassVar[bool] = False
+    #: Two clips with the same tokens per block cost the same (FLOPs are traced once per count).
+    cost_set_by_token_counts: ClassVar[bool] = False
     #: ``calibrate`` must run on training clips before use (RLT fits its threshold to P).
     needs_calibration: ClassVar[bool] = False
     #: The final average pool weights each token by its size (ToMe's MAE patch); ``False``
@@ -132,9 +134,11 @@ class Method(metaclass=ABCMeta):  # noqa: B024 - ABCMeta enforces SelectionMetho
         return f"{type(self).__name__}({args})"
 
     # -- hooks -------------------------------------------------------------------------
-    def bind(self, *, dataset: str | None) -> None:  # noqa: B027 - an optional hook
+    def bind(self, *, dataset: str | None, memo: dict | None = None) -> None:  # noqa: B027 - an optional hook
         """Told which dataset is evaluated, before ``setup`` (learned methods pick their
-        shipped artifact for a synthetic dataset)."""
+        shipped artifact for a synthetic dataset). ``memo`` is a dict owned by the runner and
+        shared by the cells of one (dataset, model): per-clip results that do not depend on
+        P (the oracle's values) may be kept in it under keys that include the clip id."""
 
     def calibrate(self, videos: Tensor) -> None:  # noqa: B027 - an optional hook
         """Fit P-dependent knobs on (n, C, T, H, W) normalised training clips (only called

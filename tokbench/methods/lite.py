@@ -114,6 +114,10 @@ class Oracle(SelectionMethod):
             raise TokbenchError(f"oracle: block must be a non-negative integer or None, got {block!r}")
         self.block = block
         self._model = None
+        self._memo: dict | None = None
+
+    def bind(self, *, dataset: str | None, memo: dict | None = None) -> None:
+        self._memo = memo
 
     def setup(self, backbone) -> None:
         if self.block is not None and self.block >= backbone.config.depth:
@@ -125,12 +129,26 @@ class Oracle(SelectionMethod):
             return {}
         return {"block": oracle_block(self._model.config) if self.block is None else self.block, "activations": "mlp hidden"}
 
+    def _values(self, clips: Clips) -> Tensor:
+        """Oracle values of the batch; with the runner's memo, each clip's are computed once
+        per (dataset, model) and reused at every P (they do not depend on P)."""
+        if self._memo is None:
+            return oracle_values(self._model, clips.video, clips.labels, block=self.block)
+        keys = [("oracle", self.block, int(i)) for i in clips.ids.tolist()]
+        missing = [j for j, k in enumerate(keys) if k not in self._memo]
+        if missing:
+            idx = torch.tensor(missing, device=clips.video.device)
+            fresh = oracle_values(self._model, clips.video[idx], clips.labels[idx], block=self.block)
+            for j, row in zip(missing, fresh):
+                self._memo[keys[j]] = row
+        return torch.stack([self._memo[k] for k in keys])
+
     def scores(self, clips: Clips, tokens: Tokens | None, num_patches: int) -> Tensor:
         if clips.video.is_meta:  # FLOP counting traces the reduced pass only
             return clips.video.new_zeros(clips.video.shape[0], num_patches)
         if clips.labels is None:
             raise TokbenchError("oracle is privileged: it needs the true labels (evaluate passes them)")
-        values = oracle_values(self._model, clips.video, clips.labels, block=self.block)
+        values = self._values(clips)
         # ReLU leaves many tokens at exactly 0; ties are broken at random (seeded per clip),
         # not by position, which would keep whole frames.
         from tokbench.methods.random_drop import per_clip_uniform
@@ -184,7 +202,7 @@ class Lite(SelectionMethod):
         self._path: Path | None = None if selector == "zoo" else Path(selector)
         self._net: LiteSelector | None = None
 
-    def bind(self, *, dataset: str | None) -> None:
+    def bind(self, *, dataset: str | None, memo: dict | None = None) -> None:
         if self.selector == "zoo":
             from tokbench.zoo import zoo_artifact
 

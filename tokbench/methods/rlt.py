@@ -104,6 +104,7 @@ class RLT(Method):
 
     embeds = "kept"
     cost_depends_on_content = True
+    cost_set_by_token_counts = True  # clips that keep as many tubelets cost the same
 
     def __init__(self, *, p_ratio: float = 1.0, tau: float | None = None, batching: str = "split") -> None:
         super().__init__(p_ratio=p_ratio)
