@@ -353,9 +353,9 @@ def _measure(cell: Cell, sweep: Sweep, shared: _Shared) -> dict[str, Any]:
             tokens_kept=flops.tokens_per_block[0] - cell.config.n_prefix,
             flops_by_operator=flops.by_operator,
         )
+        method.setup(shared.model(cell))  # back on the real model (counting set it up on its own copy)
     if "accuracy" in sweep.metrics:
         model = shared.model(cell)
-        method.setup(model)
         if sweep.protocol != "eval":  # train a probe / fine-tune with the reduction on, then evaluate that
             from tokbench.train.protocols import adapt
 
@@ -375,14 +375,12 @@ def _measure(cell: Cell, sweep: Sweep, shared: _Shared) -> dict[str, Any]:
                json.dumps(cell.method_params, sort_keys=True, default=str), cell.p_ratio,
                cell.dataset if content else None)
         if key not in shared.timings:
-            model = shared.model(cell)
-            method.setup(model)
             videos = None
             if content:
                 videos = _content_clips(cell, sweep, shared, train=False, n=max(sweep.batch_size, sweep.flop_clips))
                 videos = videos[: sweep.batch_size]
             shared.timings[key] = measure_throughput(
-                model, method, batch_size=sweep.batch_size, device=device, dtype=sweep.dtype,
+                shared.model(cell), method, batch_size=sweep.batch_size, device=device, dtype=sweep.dtype,
                 warmup=sweep.warmup, repeats=sweep.repeats, seed=sweep.seed, video=videos,
             )
         timing = shared.timings[key]
@@ -393,7 +391,7 @@ def _measure(cell: Cell, sweep: Sweep, shared: _Shared) -> dict[str, Any]:
             dtype=timing.dtype, device=str(device), peak_mem_mb=timing.peak_mem_mb,
         )
     out["method_state"] = method.describe()
-    if content and sweep.datasets == (None,):
+    if content and cell.dataset is None:
         out["content_dataset"] = sweep.content_dataset
     return out
 

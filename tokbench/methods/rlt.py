@@ -117,6 +117,8 @@ class RLT(Method):
         self.needs_calibration = tau is None
         self._tau: float | None = self.tau
         self._state: dict[str, Any] = {} if tau is None else {"tau": self.tau, "calibrated": False}
+        self._tubelet: int | None = None  # geometry, from setup
+        self._patch: int | None = None
 
     def setup(self, backbone) -> None:
         T = backbone.config.grid[0]
@@ -130,10 +132,9 @@ class RLT(Method):
         """Fit τ on (n, C, T, H, W) normalised training clips."""
         if self.tau is not None:
             return
-        tubelet, patch = getattr(self, "_tubelet", None), getattr(self, "_patch", None)
-        if tubelet is None:
+        if self._tubelet is None:
             raise TokbenchError("rlt: setup(backbone) must run before calibrate()")
-        diffs = torch.cat([tubelet_differences(v, tubelet, patch) for v in videos.split(16)])
+        diffs = torch.cat([tubelet_differences(v, self._tubelet, self._patch) for v in videos.split(16)])
         tau, fractions = calibrate_threshold(diffs, self.p_ratio)
         self._tau = tau
         q = torch.tensor([0.1, 0.5, 0.9], dtype=fractions.dtype)

@@ -29,7 +29,7 @@ from tokbench.data.batching import collate_clips
 from tokbench.errors import TokbenchError
 from tokbench.methods import build_method
 from tokbench.methods.base import IDENTITY
-from tokbench.methods.lite import LiteSelector, oracle_values, target_weights
+from tokbench.methods.lite import LiteSelector, oracle_block, oracle_values, target_weights
 from tokbench.tokens import Clips
 from tokbench.train.checkpoint import save_checkpoint
 from tokbench.train.loop import TrainConfig, fit
@@ -107,8 +107,8 @@ def train_lite(dataset: str, *, out: str | Path, config: TrainConfig | None = No
         "backbone_weights": str(zoo_checkpoint(dataset).name), "selector_widths": [
             selector.mlp[0].out_features, selector.mlp[2].out_features],
         "command": command or shlex.join(["tokbench", *sys.argv[1:]]),
-        "oracle": {"block": model.config.depth - 1 if model.config.global_pool == "avg" else model.config.depth - 2,
-                   "activations": "mlp hidden", "seconds": round(oracle_seconds, 1)},
+        "oracle": {"block": oracle_block(model.config), "activations": "mlp hidden",
+                   "seconds": round(oracle_seconds, 1)},
         "data": {**geometry, "train_clips": len(splits["train"]), "val_clips": len(splits["val"]), "seed": 0},
     }
     result = fit(
@@ -121,14 +121,13 @@ def train_lite(dataset: str, *, out: str | Path, config: TrainConfig | None = No
     card.update(train=asdict(config), best_epoch=result.best_epoch, history=result.history,
                 train_seconds=round(oracle_seconds + result.seconds, 1), val_bce=_bce(best, targets["val"]),
                 env=collect_environment(torch.device("cpu")))
-    save_checkpoint(best, out, card)
-    # Accuracy on val with the saved selector, against random and the oracle.
+    # Accuracy on val with the best selector (the work file holds its weights), against random and the oracle.
     metric = card_b["metric"]
     accuracy: dict[str, dict[str, float]] = {}
     for spec in ("lite", "random", "oracle"):
         accuracy[spec] = {}
         for p in (0.3, 0.5):
-            method = build_method(f"lite(selector={str(out)!r})" if spec == "lite" else spec, p_ratio=p)
+            method = build_method(f"lite(selector={str(work)!r})" if spec == "lite" else spec, p_ratio=p)
             method.setup(model)
             accuracy[spec][str(p)] = evaluate(model, method, splits["val"], batch_size=64).metrics[metric]
     card.update(metric=metric, val_accuracy=accuracy)
