@@ -6,6 +6,8 @@ add ``"name": {kwargs}`` (the options a tiny test run needs) when you register o
 
 from pathlib import Path
 
+ASSETS = Path(__file__).parent / "assets"
+
 METHOD_SETTINGS: dict[str, dict] = {
     "none": {},
     "random": {"seed": 3},
@@ -16,5 +18,9 @@ METHOD_SETTINGS: dict[str, dict] = {
     "attention": {},
     "oracle": {},
     # A random selector of test_tiny's width (seed 0), made by LiteSelector(32).
-    "lite": {"selector": str(Path(__file__).parent / "assets" / "lite_test_tiny.safetensors")},
+    "lite": {"selector": str(ASSETS / "lite_test_tiny.safetensors")},
+    # Random difficulty model and LookWhen selector for test_tiny (seed 0; their cards say how).
+    "lite++": {"selector": str(ASSETS / "lite_test_tiny.safetensors"),
+               "difficulty": str(ASSETS / "lite_pp_difficulty_test_tiny.safetensors")},
+    "lookwhen": {"selector": str(ASSETS / "lookwhen_selector_test_tiny.safetensors"), "extractor": "backbone"},
 }

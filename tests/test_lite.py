@@ -128,12 +128,16 @@ def test_lite_flops_include_the_selector():
     assert lite == pytest.approx(topk_after_embedding + selector, abs=1e-6)
 
 
-def test_lite_zoo_selector_needs_a_synthetic_dataset(tiny):
-    method = build_method("lite")
-    with pytest.raises(CheckpointError, match="per synthetic dataset"):
-        method.bind(dataset=None)
+def test_lite_zoo_selector_cost_only_or_per_synthetic_dataset(tiny, tiny_video):
+    # A cost-only sweep (no dataset) gets an untrained selector: the cost does not depend on it.
+    method = build_method("lite", p_ratio=0.5)
+    method.bind(dataset=None)
+    method.setup(tiny)
+    assert method.describe()["selector"].startswith("untrained") and tiny(tiny_video, method).shape == (3, 10)
+    with pytest.raises(CheckpointError, match="no shipped lite artifact for 'kinetics400'"):
+        build_method("lite").bind(dataset="kinetics400")
     with pytest.raises(TokbenchError, match="needs a synthetic dataset"):
-        build_method("lite").setup(tiny)
+        build_method("lite").setup(tiny)  # never bound
 
 
 def test_oracle_memo_reuses_values_across_p(tiny, tiny_video):

@@ -76,6 +76,16 @@ def test_readme_zoo_table_is_generated_from_the_cards():
     assert zoo_table_markdown() in readme, hint
 
 
+def test_readme_selectors_table_is_generated_from_the_cards():
+    from pathlib import Path
+
+    from tokbench.zoo import selectors_table_markdown
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    hint = "regenerate the README's selectors table with tokbench.zoo.selectors_table_markdown()"
+    assert selectors_table_markdown() in readme, hint
+
+
 @pytest.mark.parametrize("dataset", sorted(SYNTHETIC))
 def test_shipped_lite_selector_reproduces_its_card(dataset):
     """The shipped LITE selector reloads and gives its card's val accuracy at P = 0.5."""

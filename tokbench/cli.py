@@ -176,7 +176,7 @@ def _table(rows: list[dict]) -> str:
 
 @cli.group("train")
 def train_group() -> None:
-    """Train models: zoo backbones (and, later, probes and method selectors)."""
+    """Train models: zoo backbones, LITE selectors and difficulty models, LookWhen's teachers, selectors and extractors."""
 
 
 @train_group.command("backbone")
@@ -256,6 +256,123 @@ def train_lite_cmd(dataset, out, epochs, lr, seed):
                + f" ({card['train_seconds']:.0f} s)")
 
 
+@train_group.command("lite++")
+@click.option("--dataset", required=True, help="Synthetic dataset whose LITE++ difficulty model to train.")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Weights file (.safetensors; card beside it) [default: checkpoints/lite++/<dataset>.safetensors].")
+@click.option("--epochs", type=click.IntRange(min=1), default=12, show_default=True)
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=2e-3, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+def train_lite_pp_cmd(dataset, out, epochs, lr, seed):
+    """Train LITE++'s difficulty model (Hao et al., arXiv 2411.13626, §4.3).
+
+    A two-block ViT on the half-resolution clip (the stand-in for the paper's MoViNet),
+    trained from scratch with the task loss; its confidence (max softmax) picks each clip's
+    token budget. The card records its val accuracy, how val clips fall in the confidence
+    bands (< 0.1, 0.1-0.5, > 0.5), and LITE vs LITE++ on val at P = 0.3 and 0.5 with the
+    shipped LITE selector.
+
+    \b
+    Example:
+      tokbench train lite++ --dataset synth-motion --out tokbench/zoo/lite++/synth-motion.safetensors
+    """
+    from tokbench.train.lite_pp import train_difficulty
+    from tokbench.train.loop import TrainConfig
+
+    out = out or Path("checkpoints") / "lite++" / f"{dataset}.safetensors"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    config = TrainConfig(epochs=epochs, batch_size=32, lr=lr, token_drop=0.0, warmup_epochs=1.0, seed=seed)
+    command = f"tokbench train lite++ --dataset {dataset} --epochs {epochs} --lr {lr:g} --seed {seed} --out {out}"
+    card = train_difficulty(dataset, out=out, config=config, command=command)
+    acc, metric = card["val_accuracy"], card["metric"]
+    click.echo(f"{out}: difficulty model val {metric} {card['val'][metric]:.4f}; confidence bands "
+               + ", ".join(f"{k} {100 * v:.0f}%" for k, v in card["val_confidence_bands"].items())
+               + "; val at P=0.3/0.5: " + ", ".join(f"{k} {100 * v['0.3']:.1f}/{100 * v['0.5']:.1f}" for k, v in acc.items())
+               + f" ({card['train_seconds']:.0f} s)")
+
+
+@train_group.command("image-teacher")
+@click.option("--dataset", required=True, help="Synthetic dataset whose frames the image teacher learns.")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Weights file [default: checkpoints/image-teacher/<dataset>.safetensors].")
+@click.option("--epochs", type=click.IntRange(min=1), default=6, show_default=True)
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+def train_image_teacher_cmd(dataset, out, epochs, lr, seed):
+    """Train the small image teacher LookWhen distils on the synthetic suite.
+
+    An image ViT (the backbone's width and depth on single frames) trained to classify single
+    frames with their clip's label; it stands in for DINOv3 (for real data, pass
+    --image-teacher timm:NAME:WEIGHTS to 'tokbench train lookwhen' instead).
+
+    \b
+    Example:
+      tokbench train image-teacher --dataset synth-motion --out tokbench/zoo/image-teacher/synth-motion.safetensors
+    """
+    from tokbench.train.image_teacher import train_image_teacher
+    from tokbench.train.loop import TrainConfig
+
+    out = out or Path("checkpoints") / "image-teacher" / f"{dataset}.safetensors"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    config = TrainConfig(epochs=epochs, batch_size=64, lr=lr, token_drop=0.0, warmup_epochs=0.5, seed=seed)
+    command = f"tokbench train image-teacher --dataset {dataset} --epochs {epochs} --lr {lr:g} --seed {seed} --out {out}"
+    card = train_image_teacher(dataset, out=out, config=config, command=command)
+    click.echo(f"{out}: val single-frame {card['metric']} {card['val_frames'][card['metric']]:.4f} "
+               f"({card['train_seconds']:.0f} s)")
+
+
+@train_group.command("lookwhen")
+@click.option("--dataset", required=True, help="Synthetic dataset whose zoo backbone is the video teacher.")
+@click.option("--out-dir", type=click.Path(path_type=Path), default=Path("checkpoints/lookwhen"), show_default=True,
+              help="Folder for <dataset>.selector.safetensors and <dataset>.extractor.safetensors (cards beside).")
+@click.option("--image-teacher", default="zoo", show_default=True,
+              help="'zoo' (the shipped small teacher), an image-teacher file, or timm:NAME:WEIGHTS (e.g. DINOv2).")
+@click.option("--uniqueness-k", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Neighbours averaged in the uniqueness target (1 = nearest neighbour, the paper's choice).")
+@click.option("--stage", type=click.Choice(["both", "selector", "extractor"]), default="both", show_default=True)
+@click.option("--selector-epochs", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option("--extractor-epochs", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+def train_lookwhen_cmd(dataset, out_dir, image_teacher, uniqueness_k, stage, selector_epochs, extractor_epochs, seed):
+    """LookWhen's pre-training (Salamatian, Fuller et al., arXiv 2605.06809).
+
+    Selection: the shallow selector (the teacher's first blocks on the clip downscaled 2x)
+    learns token uniqueness, each token's image-teacher distance to its nearest neighbour
+    across space and time. Extraction: the extractor (started from the zoo backbone, the
+    video teacher) sees the selector's top-K tokens and is distilled to the video teacher's
+    feature and the frame-normalised image teacher's video, frame and patch targets. The
+    extractor card records val accuracy of lookwhen, the selector on the teacher, and random
+    drop at P = 0.1, 0.3, 0.5.
+
+    \b
+    Example:
+      tokbench train lookwhen --dataset synth-motion --out-dir tokbench/zoo/lookwhen
+    """
+    from tokbench.train.lookwhen import train_lookwhen
+    from tokbench.train.loop import TrainConfig
+
+    stages = ("selector", "extractor") if stage == "both" else (stage,)
+    command = (f"tokbench train lookwhen --dataset {dataset} --out-dir {out_dir} --image-teacher {image_teacher} "
+               f"--uniqueness-k {uniqueness_k} --stage {stage} --selector-epochs {selector_epochs} "
+               f"--extractor-epochs {extractor_epochs} --seed {seed}")
+    cards = train_lookwhen(
+        dataset, out_dir=out_dir, image_teacher=image_teacher, k=uniqueness_k, stages=stages, command=command,
+        selector_config=TrainConfig(epochs=selector_epochs, batch_size=32, lr=1e-3, token_drop=0.0,
+                                    warmup_epochs=0.5, seed=seed),
+        extractor_config=TrainConfig(epochs=extractor_epochs, batch_size=32, lr=3e-4, token_drop=0.0,
+                                     warmup_epochs=0.5, seed=seed),
+    )
+    if "selector" in cards:
+        ov = cards["selector"]["val_overlap"]
+        click.echo(f"selector: val top-K overlap with the uniqueness target at P=0.1/0.3/0.5: "
+                   + "/".join(f"{100 * ov[p]['selector']:.0f}%" for p in ("0.1", "0.3", "0.5"))
+                   + " (random " + "/".join(f"{100 * ov[p]['random']:.0f}%" for p in ("0.1", "0.3", "0.5")) + ")")
+    if "extractor" in cards:
+        acc, metric = cards["extractor"]["val_accuracy"], cards["extractor"]["metric"]
+        click.echo(f"extractor: val {metric} at P=0.1/0.3/0.5: "
+                   + ", ".join(f"{k} " + "/".join(f"{100 * v[p]:.1f}" for p in ("0.1", "0.3", "0.5")) for k, v in acc.items()))
+
+
 # -- preview -------------------------------------------------------------------------------
 
 @cli.command("preview")
@@ -329,7 +446,8 @@ def _check_checkpoint(path: Path | None) -> str | None:
 @click.option("--data-root", type=click.Path(path_type=Path), default=None, help="Folder of a real dataset.")
 @click.option("--split", default=None, help="Split to evaluate [default: each dataset's evaluation split].")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Evaluate only the first N videos.")
-@click.option("--eval-batch-size", type=click.IntRange(min=1), default=8, show_default=True, help="Videos per accuracy batch.")
+@click.option("--eval-batch-size", type=click.IntRange(min=1), default=None,
+              help="Videos per accuracy batch [default: 64 on the synthetic suite's tiny clips, else 8].")
 @click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True, help="DataLoader worker processes.")
 @click.option("--metrics", default=None,
               help="What to measure: accuracy, flops, throughput [default: all three with --dataset, else flops,throughput].")
@@ -389,6 +507,12 @@ def run_cmd(backbones, methods, p_ratio, checkpoint, num_classes, datasets, data
         name = name if name != "sweep" else "synthetic"
     else:
         dataset_names = _split(datasets) if datasets is not None else (None,)
+        if backbones is None and datasets is not None and checkpoint is None:
+            from tokbench.zoo import zoo_datasets
+
+            # Synthetic datasets on the default backbone get their zoo weights, not a random init.
+            if dataset_names and set(dataset_names) <= set(zoo_datasets()):
+                checkpoint = "zoo"
         backbones = backbones or ("synth_tiny" if datasets is not None else "videomae_s")
     if datasets is not None and not dataset_names:
         raise TokbenchError("empty --dataset: give dataset names, e.g. synth-motion (see 'tokbench ls datasets')")
@@ -399,6 +523,11 @@ def run_cmd(backbones, methods, p_ratio, checkpoint, num_classes, datasets, data
         repeats, warmup = min(repeats, 2), min(warmup, 1)
         name = "smoke" if name in ("sweep", "synthetic") else name
     p_ratio = DEFAULT_P if p_ratio is None else p_ratio
+    if eval_batch_size is None:  # tiny synthetic clips evaluate faster in big batches (less Python per clip)
+        from tokbench.data.synthetic import SYNTHETIC
+
+        synthetic_only = all(d in SYNTHETIC for d in dataset_names if d) and (backbones or "") == "synth_tiny"
+        eval_batch_size = 64 if synthetic_only else 8
     if metrics is None:
         metrics = "accuracy,flops,throughput" if datasets is not None else "flops,throughput"
     if data_root is not None and not data_root.is_dir():

@@ -28,6 +28,7 @@ Record fields (schema version 1):
                        ``latency_ms`` (raw samples), ``batch_size``, ``warmup``,
                        ``repeats``, ``dtype``, ``device``, ``peak_mem_mb``
 ``attn_impl``          attention kernel that ran (``sdpa`` or ``explicit``); ``compiled``
+``cell_seconds``       wall time spent on the cell (FLOPs, accuracy and timing together)
 ``env``                versions, device name, threads, git revision (nested object;
                        ``env.<key>`` columns in pandas)
 =====================  ==============================================================

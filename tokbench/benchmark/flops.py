@@ -66,7 +66,7 @@ ZERO_COST_OPS = (
     # merging (ToMe, vid-TLDR), pixel cues (RLT, motion): reductions, pooling and masks
     "aten::xlogy", "aten::amax", "aten::amin", "aten::clamp_min", "aten::__or__", "aten::__and__",
     "aten::bitwise_not", "aten::logical_not", "aten::avg_pool3d", "aten::replication_pad3d", "aten::pad",
-    "aten::masked_fill_", "aten::clamp_min_",
+    "aten::masked_fill_", "aten::clamp_min_", "aten::clamp_max",
 )
 
 log = logging.getLogger(__name__)
@@ -97,12 +97,7 @@ class _Probe(nn.Module):
 
 def flop_analysis(backbone: VideoViT, method: Method, video: Tensor) -> FlopCountAnalysis:
     """An fvcore analysis of ``backbone(video, method)`` with tokbench's handles."""
-    analysis = FlopCountAnalysis(_Probe(backbone, method), (video,))
-    analysis.set_op_handle("aten::scaled_dot_product_attention", sdpa_flop_jit)
-    analysis.set_op_handle(**{op: None for op in ZERO_COST_OPS})
-    analysis.unsupported_ops_warnings(False)
-    analysis.uncalled_modules_warnings(False)
-    return analysis
+    return _with_handles(FlopCountAnalysis(_Probe(backbone, method), (video,)))
 
 
 @dataclass
@@ -119,14 +114,29 @@ class FlopCount:
     clips: int = 1  # clips averaged
 
 
+def _with_handles(analysis: FlopCountAnalysis) -> FlopCountAnalysis:
+    analysis.set_op_handle("aten::scaled_dot_product_attention", sdpa_flop_jit)
+    analysis.set_op_handle(**{op: None for op in ZERO_COST_OPS})
+    analysis.unsupported_ops_warnings(False)
+    analysis.uncalled_modules_warnings(False)
+    return analysis
+
+
 def _count_once(backbone: VideoViT, method: Method, video: Tensor) -> tuple[float, dict, dict, Tensor]:
-    analysis = flop_analysis(backbone, method, video)
+    analyses = [flop_analysis(backbone, method, video)]
+    # Networks whose output only picks a budget are invisible to the trace: traced on their own.
+    analyses += [_with_handles(FlopCountAnalysis(net, (video,))) for net in method.decision_networks()]
+    total, by_op, unsupported = 0.0, {}, {}
     with torch.no_grad(), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=_JIT_DEPRECATED, category=FutureWarning)
-        total = analysis.total()
+        for analysis in analyses:
+            total += analysis.total()
+            for op, n in analysis.by_operator().items():
+                if n:
+                    by_op[op] = by_op.get(op, 0.0) + n / 1e9
+            unsupported.update(analysis.unsupported_ops())
         _, counts = backbone.forward_with_info(video, method)
-    by_op = {op: n / 1e9 for op, n in analysis.by_operator().items() if n}
-    return total / 1e9, by_op, dict(analysis.unsupported_ops()), counts[0].double()
+    return total / 1e9, by_op, unsupported, counts[0].double()
 
 
 def count_flops(

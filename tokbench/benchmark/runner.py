@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import time
 import traceback
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -355,7 +356,7 @@ def _measure(cell: Cell, sweep: Sweep, shared: _Shared) -> dict[str, Any]:
         )
         method.setup(shared.model(cell))  # back on the real model (counting set it up on its own copy)
     if "accuracy" in sweep.metrics:
-        model = shared.model(cell)
+        model = method.model(shared.model(cell))
         if sweep.protocol != "eval":  # train a probe / fine-tune with the reduction on, then evaluate that
             from tokbench.train.protocols import adapt
 
@@ -380,7 +381,7 @@ def _measure(cell: Cell, sweep: Sweep, shared: _Shared) -> dict[str, Any]:
                 videos = _content_clips(cell, sweep, shared, train=False, n=max(sweep.batch_size, sweep.flop_clips))
                 videos = videos[: sweep.batch_size]
             shared.timings[key] = measure_throughput(
-                shared.model(cell), method, batch_size=sweep.batch_size, device=device, dtype=sweep.dtype,
+                method.model(shared.model(cell)), method, batch_size=sweep.batch_size, device=device, dtype=sweep.dtype,
                 warmup=sweep.warmup, repeats=sweep.repeats, seed=sweep.seed, video=videos,
             )
         timing = shared.timings[key]
@@ -424,6 +425,7 @@ def run_sweep(
         result.path = writer.path
         for cell in progress(todo) if progress else todo:
             record = _base_record(cell, sweep, writer.run_id, env)
+            started = time.perf_counter()
             try:
                 build_method(cell.method_spec, p_ratio=cell.p_ratio)  # an unreachable P raises here
                 record.update(_measure(cell, sweep, shared))
@@ -435,6 +437,7 @@ def run_sweep(
             except Exception as e:  # a failed cell is recorded; it never stops the sweep
                 record.update(status="error", error=f"{type(e).__name__}: {e}")
                 log.debug("cell %s failed:\n%s", cell.key, traceback.format_exc())
+            record["cell_seconds"] = round(time.perf_counter() - started, 3)
             writer.append(record)
             result.records.append(record)
     return result

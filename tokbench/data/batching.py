@@ -33,4 +33,7 @@ def collate_clips(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
         for key in ("verb", "noun"):
             if key in ok[0]:
                 out[key] = torch.tensor([it[key] for it in ok])
+        for key, value in ok[0].items():  # per-clip training targets (LookWhen's distillation)
+            if key not in out and isinstance(value, Tensor):
+                out[key] = torch.stack([it[key] for it in ok])
     return out

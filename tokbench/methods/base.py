@@ -119,6 +119,21 @@ class Method(metaclass=ABCMeta):  # noqa: B024 - ABCMeta enforces SelectionMetho
         weights as parameters. Valid after ``setup``."""
         return []
 
+    def decision_networks(self) -> list:
+        """Networks run on the clip (B, C, T, H, W) whose output only decides how much to
+        compute (LITE++'s difficulty model picks a budget). Their result leaves the traced
+        graph as Python numbers, so a trace cannot see them: FLOP counting traces each on
+        the clip separately and adds it. Valid after ``setup``."""
+        return []
+
+    def model(self, backbone: VideoViT) -> VideoViT:
+        """The network this method runs: ``backbone`` itself (every training-free method and
+        LITE), or a model of the backbone's architecture that the method ships with its own
+        weights (LookWhen's extractor, distilled from the backbone). The runner evaluates,
+        times and adapts (lp/ft) what this returns; FLOPs are the same by construction.
+        Valid after ``setup``."""
+        return backbone
+
     def describe(self) -> dict[str, Any]:
         """What the method resolved for this P (a merge schedule, a calibrated threshold),
         stored with every record as ``method_state``. Valid after ``setup``/``calibrate``."""

@@ -201,9 +201,13 @@ class Lite(SelectionMethod):
         self.selector = selector
         self._path: Path | None = None if selector == "zoo" else Path(selector)
         self._net: LiteSelector | None = None
+        self._cost_only = False
 
     def bind(self, *, dataset: str | None, memo: dict | None = None) -> None:
-        if self.selector == "zoo":
+        # A cost-only sweep (no dataset) gets an untrained selector: FLOPs and speed do not
+        # depend on its weights, and there is no accuracy to spoil.
+        self._cost_only = self.selector == "zoo" and dataset is None
+        if self.selector == "zoo" and dataset is not None:
             from tokbench.zoo import zoo_artifact
 
             self._path = zoo_artifact("lite", dataset)
@@ -213,6 +217,9 @@ class Lite(SelectionMethod):
         device = next(backbone.parameters()).device
         if device.type == "meta":  # FLOP counting: the selector's shape is all that matters
             self._net = LiteSelector(dim).to("meta")
+            return
+        if self._path is None and self._cost_only:
+            self._net = LiteSelector(dim).to(device)
             return
         if self._path is None:
             raise TokbenchError("lite(selector='zoo') needs a synthetic dataset to pick the shipped selector; "
@@ -226,6 +233,8 @@ class Lite(SelectionMethod):
         return 0 if self._net is None else sum(p.numel() for p in self._net.parameters())
 
     def describe(self) -> dict[str, Any]:
+        if self._cost_only:
+            return {"selector": "untrained (cost-only sweep)"}
         return {"selector": None if self._path is None else str(self._path)}
 
     def scores(self, clips: Clips, tokens: Tokens | None, num_patches: int) -> Tensor:

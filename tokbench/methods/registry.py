@@ -8,6 +8,7 @@ arguments, defaults dropped) is its id in results, tables and legends.
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -47,21 +48,26 @@ def split_specs(text: str) -> list[str]:
     return parts
 
 
+_SPEC = re.compile(r"\s*([A-Za-z_][\w+\-]*)\s*(\(.*\))?\s*$", re.DOTALL)
+
+
 def parse_method_spec(spec: str) -> tuple[str, dict[str, Any]]:
-    """``"random(seed=3)"`` -> ``("random", {"seed": 3})``; values must be Python literals."""
-    try:
-        node = ast.parse(spec.strip(), mode="eval").body
-    except SyntaxError:
-        node = None
-    if isinstance(node, ast.Name):
-        return node.id, {}
+    """``"random(seed=3)"`` -> ``("random", {"seed": 3})``; values must be Python literals.
+    Names may contain ``+`` and ``-`` (``lite++``)."""
+    match = _SPEC.match(spec)
+    node = None
+    if match:
+        try:  # the options are parsed as a call of a placeholder name
+            node = ast.parse("f" + (match.group(2) or "()"), mode="eval").body
+        except SyntaxError:
+            node = None
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and not node.args:
         try:
             kwargs = {kw.arg: ast.literal_eval(kw.value) for kw in node.keywords}
         except ValueError:
             kwargs = None
         if kwargs is not None and None not in kwargs:
-            return node.func.id, kwargs
+            return match.group(1), kwargs
     raise SpecError(
         f"malformed method spec {spec!r}: write name or name(key=value, ...) with literal "
         "values, e.g. random(seed=3)"

@@ -14,7 +14,8 @@ from typing import Any
 
 from tokbench.errors import CheckpointError, TokbenchError
 
-__all__ = ["ZOO_DIR", "zoo_checkpoint", "zoo_card", "zoo_datasets", "slice_check", "CHECK_CLIPS", "zoo_table_markdown"]
+__all__ = ["ZOO_DIR", "zoo_checkpoint", "zoo_card", "zoo_datasets", "slice_check", "CHECK_CLIPS", "zoo_table_markdown",
+           "zoo_artifact", "selectors_table_markdown"]
 
 ZOO_DIR = Path(__file__).resolve().parent
 CHECK_CLIPS = 64
@@ -43,12 +44,13 @@ def zoo_card(dataset: str) -> dict[str, Any]:
     return json.loads(zoo_checkpoint(dataset).with_suffix(".json").read_text())
 
 
-def zoo_artifact(kind: str, dataset: str | None) -> Path:
-    """The shipped ``kind`` artifact (e.g. a ``lite`` selector) of a synthetic dataset."""
+def zoo_artifact(kind: str, dataset: str | None, *, suffix: str | None = None) -> Path:
+    """The shipped ``kind`` artifact (e.g. a ``lite`` selector) of a synthetic dataset;
+    ``suffix`` names one part of a method with several (LookWhen's ``selector``)."""
     if dataset is None:
         raise CheckpointError(f"the shipped {kind} artifacts are per synthetic dataset: pass --dataset, "
                               f"or give the method a file")
-    path = ZOO_DIR / kind / f"{dataset}.safetensors"
+    path = ZOO_DIR / kind / (f"{dataset}.{suffix}.safetensors" if suffix else f"{dataset}.safetensors")
     if not path.exists():
         raise CheckpointError(f"no shipped {kind} artifact for {dataset!r}; train one with "
                               f"'tokbench train {kind} --dataset {dataset}' and pass its path")
@@ -82,5 +84,38 @@ def zoo_table_markdown() -> str:
         lines.append(
             f"| `{dataset}` | {metric} | {chance} | {100 * card['val'][metric]:.1f} | {100 * card['test'][metric]:.1f} "
             f"| {100 * drop['0.5']:.1f} | {100 * drop['0.1']:.1f} | {card['train_seconds'] / 60:.1f} min |"
+        )
+    return "\n".join(lines)
+
+
+def selectors_table_markdown() -> str:
+    """The README's table of learned selectors (LITE, LITE++, LookWhen), from their cards:
+    val accuracy in % at P = 0.1 / 0.3 / 0.5 where the card has it, and training time."""
+    from tokbench.train.checkpoint import read_card
+
+    lines = [
+        "| dataset | LITE P=0.3/0.5 | LITE++ P=0.3/0.5 (difficulty model val, easy share) | LookWhen P=0.1/0.3/0.5 "
+        "| selector + teacher weights P=0.1/0.3/0.5 | random P=0.1/0.3/0.5 | selector top-30 % overlap | training |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+
+    def pct(values: dict, keys: tuple[str, ...]) -> str:
+        return " / ".join(f"{100 * values[k]:.1f}" for k in keys)
+
+    for dataset in zoo_datasets():
+        lite = read_card(zoo_artifact("lite", dataset))
+        pp = read_card(zoo_artifact("lite++", dataset))
+        image = read_card(zoo_artifact("image-teacher", dataset))
+        sel = read_card(zoo_artifact("lookwhen", dataset, suffix="selector"))
+        ext = read_card(zoo_artifact("lookwhen", dataset, suffix="extractor"))
+        acc = ext["val_accuracy"]
+        minutes = sum(c["train_seconds"] for c in (lite, pp, image, sel, ext)) / 60
+        lines.append(
+            f"| `{dataset}` | {pct(lite['val_accuracy']['lite'], ('0.3', '0.5'))} "
+            f"| {pct(pp['val_accuracy']['lite++'], ('0.3', '0.5'))} ({100 * pp['val'][pp['metric']]:.1f}, "
+            f"{100 * pp['val_confidence_bands']['above_tau2']:.0f} %) "
+            f"| {pct(acc['lookwhen'], ('0.1', '0.3', '0.5'))} | {pct(acc['selector+teacher'], ('0.1', '0.3', '0.5'))} "
+            f"| {pct(acc['random'], ('0.1', '0.3', '0.5'))} | {100 * sel['val_overlap']['0.3']['selector']:.0f} % "
+            f"| {minutes:.1f} min |"
         )
     return "\n".join(lines)
