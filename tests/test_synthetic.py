@@ -174,3 +174,12 @@ def test_texture_is_smooth_and_in_range():
 
 def test_hsv_primaries():
     assert hsv(0, 1, 1).tolist() == [1, 0, 0] and hsv(1 / 3, 1, 1).tolist() == pytest.approx([0, 1, 0])
+
+
+def test_a_clip_does_not_depend_on_the_split_size():
+    """The runner generates only the first n training clips for calibration; they must be the
+    split's first n clips."""
+    small = create_dataset("synth-motion", split="train", num_clips=3, frames=8, size=32, cache=False)
+    large = create_dataset("synth-motion", split="train", num_clips=12, frames=8, size=32, cache=False)
+    for i in range(3):
+        assert torch.equal(small[i]["video"], large[i]["video"]) and small[i]["label"] == large[i]["label"]

@@ -364,7 +364,7 @@ def train_lookwhen_cmd(dataset, out_dir, image_teacher, uniqueness_k, stage, sel
     )
     if "selector" in cards:
         ov = cards["selector"]["val_overlap"]
-        click.echo(f"selector: val top-K overlap with the uniqueness target at P=0.1/0.3/0.5: "
+        click.echo("selector: val top-K overlap with the uniqueness target at P=0.1/0.3/0.5: "
                    + "/".join(f"{100 * ov[p]['selector']:.0f}%" for p in ("0.1", "0.3", "0.5"))
                    + " (random " + "/".join(f"{100 * ov[p]['random']:.0f}%" for p in ("0.1", "0.3", "0.5")) + ")")
     if "extractor" in cards:

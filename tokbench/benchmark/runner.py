@@ -318,7 +318,13 @@ def _content_clips(cell: Cell, sweep: Sweep, shared: _Shared, *, train: bool, n:
     ``sweep.content_dataset`` rendered in the backbone's geometry."""
     key = ("clips", cell.dataset, cell.config.num_frames, cell.config.img_size, train, n)
     if key not in shared.datasets:
-        if cell.dataset is not None:
+        if cell.dataset is not None and train and DATASETS.get(cell.dataset).card.kind == "synthetic":
+            # Clip i of a synthetic split does not depend on the split's size: generate only
+            # the first n (RLT's calibration needs 64 of 2000; generating all took ~10 s).
+            n = min(n, sweep.train_limit or n)
+            dataset = create_dataset(cell.dataset, split="train", num_clips=n, frames=cell.config.num_frames,
+                                     size=cell.config.img_size)
+        elif cell.dataset is not None:
             dataset = shared.dataset(cell, train=train)
         else:
             dataset = create_dataset(sweep.content_dataset, split="train" if train else "val", num_clips=n,

@@ -167,26 +167,21 @@ def train_image_teacher(dataset: str, *, out: str | Path, config=None, frames_pe
     """Train the zoo's image teacher for ``dataset`` on single frames. Returns the card."""
     import time
 
+    from tokbench.backbones.vit import VideoViT
     from tokbench.benchmark.environment import collect_environment
     from tokbench.benchmark.evaluate import evaluate, head_size
     from tokbench.data import create_dataset
     from tokbench.methods import build_method
     from tokbench.train.checkpoint import save_checkpoint
     from tokbench.train.loop import TrainConfig, fit
-    from tokbench.zoo import zoo_card, zoo_datasets
-
-    if dataset not in zoo_datasets():
-        raise TokbenchError(f"train image-teacher works on the synthetic suite; no zoo backbone for {dataset!r}")
-    from tokbench.backbones import resolve_config
-    from tokbench.backbones.vit import VideoViT
+    from tokbench.zoo import zoo_teacher
 
     config = config or TrainConfig(epochs=6, batch_size=64, lr=1e-3, token_drop=0.0, warmup_epochs=0.5)
     torch.manual_seed(config.seed)
-    card_b = zoo_card(dataset)
-    geometry = {"frames": card_b["data"]["frames"], "size": card_b["data"]["size"]}
+    card_b, video_model, geometry = zoo_teacher(dataset, trainer="image-teacher")
     splits = {s: FrameSet(create_dataset(dataset, split=s, **geometry), frames_per_clip) for s in ("train", "val")}
     heads = head_size(splits["train"])
-    model = VideoViT(image_config(resolve_config(card_b["backbone"]), heads))
+    model = VideoViT(image_config(video_model.config, heads))
     none = build_method("none")
     metric = card_b["metric"]
 

@@ -21,12 +21,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from tokbench.backbones import create_backbone
 from tokbench.benchmark.environment import collect_environment
 from tokbench.benchmark.evaluate import evaluate
 from tokbench.data import create_dataset
 from tokbench.data.batching import collate_clips
-from tokbench.errors import TokbenchError
 from tokbench.methods import build_method
 from tokbench.methods.base import IDENTITY
 from tokbench.methods.lite import LiteSelector, oracle_block, oracle_values, target_weights
@@ -84,17 +82,11 @@ def train_lite(dataset: str, *, out: str | Path, config: TrainConfig | None = No
 
     Returns the card (also written beside ``out``).
     """
-    from tokbench.zoo import zoo_card, zoo_checkpoint, zoo_datasets
+    from tokbench.zoo import zoo_checkpoint, zoo_teacher
 
-    if dataset not in zoo_datasets():
-        raise TokbenchError(f"train lite works on the synthetic suite's zoo backbones; no zoo backbone for {dataset!r}")
     config = config or TrainConfig(epochs=10, batch_size=32, lr=1e-3, token_drop=0.0, warmup_epochs=0.5)
     torch.manual_seed(config.seed)
-    card_b = zoo_card(dataset)
-    model = create_backbone(card_b["backbone"], checkpoint=zoo_checkpoint(dataset),
-                            num_classes=card_b["config"]["num_classes"]).eval()
-    model.requires_grad_(False)
-    geometry = {"frames": card_b["data"]["frames"], "size": card_b["data"]["size"]}
+    card_b, model, geometry = zoo_teacher(dataset, trainer="lite")
     t0 = time.perf_counter()
     splits = {s: create_dataset(dataset, split=s, **geometry) for s in ("train", "val")}
     targets = {s: oracle_targets(model, d) for s, d in splits.items()}

@@ -18,12 +18,10 @@ from typing import Any
 
 import torch
 
-from tokbench.backbones import create_backbone
 from tokbench.benchmark.environment import collect_environment
 from tokbench.benchmark.evaluate import evaluate, head_size
 from tokbench.data import create_dataset
 from tokbench.data.batching import collate_clips
-from tokbench.errors import TokbenchError
 from tokbench.methods import build_method
 from tokbench.methods.lite_pp import DifficultyModel, difficulty_config
 from tokbench.train.checkpoint import save_checkpoint
@@ -57,16 +55,11 @@ class _Logits(torch.nn.Module):
 def train_difficulty(dataset: str, *, out: str | Path, config: TrainConfig | None = None,
                      command: str | None = None, progress: bool = True) -> dict[str, Any]:
     """Train LITE++'s difficulty model for ``dataset`` (a zoo dataset). Returns the card."""
-    from tokbench.zoo import zoo_artifact, zoo_card, zoo_checkpoint, zoo_datasets
+    from tokbench.zoo import zoo_artifact, zoo_teacher
 
-    if dataset not in zoo_datasets():
-        raise TokbenchError(f"train lite++ works on the synthetic suite's zoo datasets; no zoo backbone for {dataset!r}")
     config = config or TrainConfig(epochs=12, batch_size=32, lr=2e-3, token_drop=0.0, warmup_epochs=1.0)
     torch.manual_seed(config.seed)
-    card_b = zoo_card(dataset)
-    backbone = create_backbone(card_b["backbone"], checkpoint=zoo_checkpoint(dataset),
-                               num_classes=card_b["config"]["num_classes"]).eval()
-    geometry = {"frames": card_b["data"]["frames"], "size": card_b["data"]["size"]}
+    card_b, backbone, geometry = zoo_teacher(dataset, trainer="lite++")
     splits = {s: create_dataset(dataset, split=s, **geometry) for s in ("train", "val")}
     task, num_verbs = splits["train"].card.task, getattr(splits["train"], "num_verbs", None)
     model = DifficultyModel(backbone.config, head_size(splits["train"]), task=task, num_verbs=num_verbs)

@@ -40,7 +40,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from tokbench.backbones import create_backbone
 from tokbench.benchmark.environment import collect_environment
 from tokbench.benchmark.evaluate import evaluate
 from tokbench.data import create_dataset
@@ -220,21 +219,15 @@ def train_lookwhen(dataset: str, *, out_dir: str | Path, image_teacher: str = "z
     Writes ``<dataset>.selector.safetensors`` and ``<dataset>.extractor.safetensors`` (with
     cards) to ``out_dir``. Returns both cards.
     """
-    from tokbench.zoo import zoo_card, zoo_checkpoint, zoo_datasets
+    from tokbench.zoo import zoo_checkpoint, zoo_teacher
 
-    if dataset not in zoo_datasets():
-        raise TokbenchError(f"train lookwhen works on the synthetic suite's zoo backbones; no zoo backbone for {dataset!r}")
     if not 0 < keep_range[0] <= keep_range[1] <= 1:
         raise TokbenchError(f"keep range must be within (0, 1], got {keep_range}")
     selector_config = selector_config or TrainConfig(epochs=8, batch_size=32, lr=1e-3, token_drop=0.0, warmup_epochs=0.5)
     extractor_config = extractor_config or TrainConfig(epochs=8, batch_size=32, lr=3e-4, token_drop=0.0,
                                                        warmup_epochs=0.5)
     torch.manual_seed(selector_config.seed)
-    card_b = zoo_card(dataset)
-    teacher = create_backbone(card_b["backbone"], checkpoint=zoo_checkpoint(dataset),
-                              num_classes=card_b["config"]["num_classes"]).eval()
-    teacher.requires_grad_(False)
-    geometry = {"frames": card_b["data"]["frames"], "size": card_b["data"]["size"]}
+    card_b, teacher, geometry = zoo_teacher(dataset, trainer="lookwhen")
     splits = {s: create_dataset(dataset, split=s, **geometry) for s in ("train", "val")}
     images = load_image_teacher(image_teacher, dataset=dataset)
     out_dir = Path(out_dir)

@@ -15,7 +15,7 @@ from typing import Any
 from tokbench.errors import CheckpointError, TokbenchError
 
 __all__ = ["ZOO_DIR", "zoo_checkpoint", "zoo_card", "zoo_datasets", "slice_check", "CHECK_CLIPS", "zoo_table_markdown",
-           "zoo_artifact", "selectors_table_markdown"]
+           "zoo_artifact", "selectors_table_markdown", "zoo_teacher"]
 
 ZOO_DIR = Path(__file__).resolve().parent
 CHECK_CLIPS = 64
@@ -119,3 +119,22 @@ def selectors_table_markdown() -> str:
             f"| {minutes:.1f} min |"
         )
     return "\n".join(lines)
+
+
+def zoo_teacher(dataset: str, *, trainer: str):
+    """The shipped backbone of a synthetic dataset, for the trainers of learned methods:
+    (its card, the model frozen in eval mode, the clip geometry ``{"frames", "size"}``).
+
+    Raises:
+        TokbenchError: no zoo backbone for ``dataset``.
+    """
+    from tokbench.backbones import create_backbone
+
+    if dataset not in zoo_datasets():
+        raise TokbenchError(f"train {trainer} works on the synthetic suite's zoo backbones; "
+                            f"no zoo backbone for {dataset!r}")
+    card = zoo_card(dataset)
+    model = create_backbone(card["backbone"], checkpoint=zoo_checkpoint(dataset),
+                            num_classes=card["config"]["num_classes"]).eval()
+    model.requires_grad_(False)
+    return card, model, {"frames": card["data"]["frames"], "size": card["data"]["size"]}
