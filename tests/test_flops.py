@@ -134,6 +134,25 @@ def test_cache_is_used_and_keyed_by_p(monkeypatch, tmp_path):
         cached_flops(config, build_method("random", p_ratio=0.25), cache_dir=tmp_path)
 
 
+def test_cache_shares_the_trunk_across_class_counts(monkeypatch, tmp_path):
+    """Models that differ only in their head share one trace; the head's multiply-adds
+    (embed_dim x classes) and parameters are added exactly."""
+    import dataclasses
+
+    base = BACKBONES.get("synth_tiny")
+    exact = {c: count_flops(dataclasses.replace(base, num_classes=c), build_method("tome", p_ratio=0.7))
+             for c in (8, 30)}
+    cached = cached_flops(dataclasses.replace(base, num_classes=8), build_method("tome", p_ratio=0.7),
+                          cache_dir=tmp_path)
+    monkeypatch.setattr(flops_mod, "count_flops", lambda *a, **k: pytest.fail("traced again"))
+    again = cached_flops(dataclasses.replace(base, num_classes=30), build_method("tome", p_ratio=0.7),
+                         cache_dir=tmp_path)
+    for c, got in ((8, cached), (30, again)):
+        assert got.gflops == pytest.approx(exact[c].gflops, rel=1e-12) and got.params == exact[c].params
+        assert got.by_operator["linear"] == pytest.approx(exact[c].by_operator["linear"], rel=1e-12)
+    assert again.gflops - cached.gflops == pytest.approx(96 * 22 / 1e9, rel=1e-9)
+
+
 def test_damaged_cache_is_rebuilt(tmp_path):
     (tmp_path / "flops.json").write_text("{not json")
     count = cached_flops(BACKBONES.get("test_tiny"), build_method("none"), cache_dir=tmp_path)

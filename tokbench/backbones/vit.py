@@ -309,11 +309,18 @@ class VideoViT(nn.Module):
         clips = Clips(video=video, ids=clip_ids, labels=labels)
         tokens = method.after_embed(self.embed(clips, method), clips)
         if tokens.mask is not None and method.variable_length == "split":
-            # Clip by clip, each at its own length: no padding computed (measured faster than
-            # padded batches on the CPU; see benchmarks/realized_speedup.py).
-            outs = [self._blocks(_unpad(tokens, b), method, count) for b in range(tokens.x.shape[0])]
-            features = torch.cat([f for f, _ in outs])
-            return features, torch.cat([c for _, c in outs]) if count else None
+            # Clips that keep as many tokens run together, each group at its own length: no
+            # padding computed (measured faster than padded batches on the CPU; see
+            # benchmarks/realized_speedup.py). LITE++ has two or three lengths per batch.
+            lengths = tokens.mask.sum(1)
+            features: list = [None] * len(lengths)
+            counts: list = [None] * len(lengths)
+            for length in lengths.unique().tolist():
+                rows = (lengths == length).nonzero().flatten().tolist()
+                f, c = self._blocks(_unpad(tokens, rows), method, count)
+                for j, b in enumerate(rows):
+                    features[b], counts[b] = f[j], (c[j] if count else None)
+            return torch.stack(features), torch.stack(counts) if count else None
         return self._blocks(tokens, method, count)
 
     def _blocks(self, tokens: Tokens, method: Method, count: bool) -> tuple[Tensor, Tensor | None]:
@@ -357,13 +364,14 @@ class VideoViT(nn.Module):
         return self.head(features)
 
 
-def _unpad(tokens: Tokens, b: int) -> Tokens:
-    """Clip ``b`` of a padded batch with its padding removed: a batch of one."""
-    real = tokens.mask[b]
+def _unpad(tokens: Tokens, rows: list[int]) -> Tokens:
+    """Clips ``rows`` of a padded batch, which keep equally many tokens, without padding."""
     p = tokens.n_prefix
+    masks = [tokens.mask[b] for b in rows]
     return Tokens(
-        x=tokens.x[b : b + 1, real], index=tokens.index[b : b + 1, real[p:]], n_prefix=p,
-        size=None if tokens.size is None else tokens.size[b : b + 1, real],
+        x=torch.stack([tokens.x[b, m] for b, m in zip(rows, masks)]),
+        index=torch.stack([tokens.index[b, m[p:]] for b, m in zip(rows, masks)]), n_prefix=p,
+        size=None if tokens.size is None else torch.stack([tokens.size[b, m] for b, m in zip(rows, masks)]),
     )
 
 

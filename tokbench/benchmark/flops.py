@@ -16,6 +16,7 @@ clip on real clips and averaged, because E[F(K)] != F(E[K]).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -224,17 +225,32 @@ def cached_flops(
     (backbone geometry, method spec, P); tracing ViT-B takes seconds on a CPU."""
     if getattr(method, "cost_depends_on_content", False):
         return count_flops(config, method, **kwargs)
+    # The trunk is counted without the classifier and the head added exactly: models that
+    # differ only in their class count (the six zoo backbones) share one trace.
+    trunk = dataclasses.replace(config, num_classes=0)
     path = (cache_dir or default_cache_dir()) / "flops.json"
-    key = flops_cache_key(config, method)
+    key = flops_cache_key(trunk, method)
     cache = _read_cache(path)
     if key in cache:
-        return FlopCount(**cache[key])
-    result = count_flops(config, method, **kwargs)
+        return _with_head(FlopCount(**cache[key]), config)
+    result = count_flops(trunk, method, **kwargs)
     if not result.unsupported_ops:  # never cache a count that may be incomplete
         cache = _read_cache(path)  # re-read: another process may have added entries
         cache[key] = asdict(result)
         _write_cache(path, cache)
-    return result
+    return _with_head(result, config)
+
+
+def _with_head(count: FlopCount, config: VideoViTConfig) -> FlopCount:
+    """``count`` of a headless trunk plus the linear head of ``config``: embed_dim x classes
+    multiply-adds per clip (fvcore's linear rule on the one pooled feature) and its parameters."""
+    if config.num_classes == 0:
+        return count
+    flops = config.embed_dim * config.num_classes / 1e9
+    by_op = dict(count.by_operator)
+    by_op["linear"] = by_op.get("linear", 0.0) + flops
+    params = count.params + config.embed_dim * config.num_classes + config.num_classes
+    return dataclasses.replace(count, gflops=count.gflops + flops, params=params, by_operator=by_op)
 
 
 def _read_cache(path: Path) -> dict:

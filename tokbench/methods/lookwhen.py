@@ -139,14 +139,6 @@ class LookWhenSelector(nn.Module):
         return selector.eval()
 
 
-def _zoo_or_path(value: str, kind: str, dataset: str | None) -> Path:
-    if value == "zoo":
-        from tokbench.zoo import zoo_artifact
-
-        return zoo_artifact("lookwhen", dataset, suffix=kind)
-    return Path(value)
-
-
 @register_method("lookwhen")
 class LookWhen(SelectionMethod):
     """LookWhen: a shallow selector on a downscaled clip picks the top-K tokens for a distilled extractor.
@@ -165,7 +157,8 @@ class LookWhen(SelectionMethod):
         super().__init__(p_ratio=p_ratio)
         for name, value in (("selector", selector), ("extractor", extractor)):
             if not isinstance(value, str):
-                raise TokbenchError(f"lookwhen: {name} must be a file path or 'zoo', got {value!r}")
+                raise TokbenchError(f"lookwhen: {name} must be a file path or 'zoo' (extractor also 'backbone'), "
+                                    f"got {value!r}")
         self.selector, self.extractor = selector, extractor
         self._paths: dict[str, Path | None] = {
             "selector": None if selector == "zoo" else Path(selector),
@@ -181,10 +174,11 @@ class LookWhen(SelectionMethod):
         self._cost_only = dataset is None and "zoo" in (self.selector, self.extractor)
         if self._cost_only:
             return
-        if self.selector == "zoo":
-            self._paths["selector"] = _zoo_or_path("zoo", "selector", dataset)
-        if self.extractor == "zoo":
-            self._paths["extractor"] = _zoo_or_path("zoo", "extractor", dataset)
+        from tokbench.zoo import zoo_artifact
+
+        for part in ("selector", "extractor"):
+            if getattr(self, part) == "zoo":
+                self._paths[part] = zoo_artifact("lookwhen", dataset, suffix=part)
 
     def setup(self, backbone) -> None:
         config = backbone.config
