@@ -648,6 +648,71 @@ def flops_cmd(backbones, methods, p_ratio, checkpoint, num_classes, fmt) -> None
 
 # -- plot --------------------------------------------------------------------------------
 
+@cli.command("check")
+@click.option("--baseline", type=click.Path(path_type=Path), required=True,
+              help="Folder of baseline records (e.g. results/baseline, made by 'tokbench run --smoke').")
+@click.option("--results", "results_dir", type=click.Path(path_type=Path), default=Path("results"), show_default=True,
+              help="Folder (or .jsonl file) of the current records.")
+@click.option("--accuracy-tol", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Largest allowed accuracy drop per cell (absolute, 0.01 = 1 point); CPU runs are deterministic.")
+@click.option("--speed-band", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+              help="Allowed relative throughput drop, checked only when the device matches.")
+@click.option("--no-speed", is_flag=True, help="Do not compare throughput (shared CI machines are noisy).")
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Also write the Markdown report here.")
+@click.option("--update", is_flag=True, help="Rewrite the baseline from the current records instead of checking.")
+def check_cmd(baseline, results_dir, accuracy_tol, speed_band, no_speed, out, update):
+    """Compare current results with a baseline, cell by cell (for CI).
+
+    FLOPs, parameters and tokens must match exactly; accuracy may not drop by more than
+    --accuracy-tol; throughput is compared only on the same device. A baseline cell with no
+    current record is a regression; new cells are counted. Prints a Markdown table of the
+    differences; exit status 1 on a regression, 0 otherwise.
+
+    \b
+    Example (what .ci/run does):
+      tokbench run --smoke --results /tmp/now
+      tokbench check --baseline results/baseline --results /tmp/now --no-speed
+      tokbench check --baseline results/baseline --results /tmp/now --update   # accept the new numbers
+    """
+    from tokbench.report.check import compare, latest_by_cell, markdown
+    from tokbench.store import load_records, run_files
+
+    current = load_records(results_dir)
+    if not current:
+        raise TokbenchError(f"no records under --results {results_dir}: run 'tokbench run' first")
+    if update:
+        import json
+        import os
+        import tempfile
+
+        baseline.mkdir(parents=True, exist_ok=True)
+        old = run_files(baseline)
+        cells = latest_by_cell(current)
+        with tempfile.NamedTemporaryFile("w", dir=baseline, delete=False, suffix=".tmp") as f:
+            for key in sorted(cells):
+                f.write(json.dumps(cells[key], sort_keys=True) + "\n")
+        target = baseline / "baseline.jsonl"
+        os.replace(f.name, target)  # the new baseline is complete before the old files go
+        for path in old:
+            if path != target:
+                path.unlink()
+        click.echo(f"wrote {len(cells)} baseline cells to {target}")
+        return 0
+    if not baseline.exists():
+        raise TokbenchError(f"--baseline {baseline}: no such folder (make one with --update)")
+    reference = load_records(baseline)
+    if not reference:
+        raise TokbenchError(f"no records under --baseline {baseline}")
+    findings, counts = compare(reference, current, accuracy_tol=accuracy_tol,
+                               speed_band=None if no_speed else speed_band)
+    report = markdown(findings, counts)
+    click.echo(report, nl=False)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(report)
+    return 1 if counts["regressions"] else 0
+
+
 @cli.command("plot")
 @click.option("--results", "results_dir", type=click.Path(path_type=Path), default=Path("results"), show_default=True,
               help="Results folder (searched recursively for *.jsonl) or one file.")
