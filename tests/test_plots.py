@@ -102,3 +102,24 @@ def test_accuracy_figure_has_a_panel_per_dataset(tmp_path):
     assert [p.name for p in paths] == ["accuracy_vs_gflops.png", "accuracy_vs_gflops.pdf"]
     with pytest.raises(TokbenchError, match="no accuracy records"):
         plot_accuracy_vs_gflops(frame(), tmp_path)
+
+
+def test_pareto_front_leaves_out_privileged_methods_and_throughput_figure(tmp_path):
+    from tokbench.report.plots import accuracy_figure, plot_accuracy_vs_throughput, with_headline_accuracy
+
+    df = accuracy_frame()
+    oracle = df[df["method"] == "random"].assign(method="oracle", method_id="oracle", privileged=True)
+    oracle["top1"] = oracle["top1"] + 0.15  # better than everything, but it reads labels
+    df = pd.concat([df, oracle], ignore_index=True)
+    df["clips_per_s"] = 10 / df["gflops"]
+    fig = accuracy_figure(_with_labels(with_headline_accuracy(df)))
+    ax = fig.axes[0]
+    front = next(ln for ln in ax.get_lines() if ln.get_label().startswith("Pareto front"))
+    # Front of synth-a: random 0.25 (0.05 GF, 20 %), random 0.5 (0.1, 40 %), full (0.2, 80 %).
+    assert list(front.get_xdata())[0] == pytest.approx(0.05) and max(front.get_ydata()) == pytest.approx(80.0)
+    assert min(front.get_ydata()) == pytest.approx(20.0)
+    oracle_line = next(ln for ln in ax.get_lines() if ln.get_label() == "oracle")
+    assert oracle_line.get_linestyle() == "--"
+    plt.close(fig)
+    paths = plot_accuracy_vs_throughput(df, tmp_path)
+    assert [p.name for p in paths] == ["accuracy_vs_throughput.png", "accuracy_vs_throughput.pdf"]

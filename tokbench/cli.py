@@ -718,23 +718,32 @@ def check_cmd(baseline, results_dir, accuracy_tol, speed_band, no_speed, out, up
               help="Results folder (searched recursively for *.jsonl) or one file.")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("reports"), show_default=True,
               help="Where to write the figures (PNG and PDF).")
-def plot_cmd(results_dir: Path, out_dir: Path) -> None:
-    """Draw accuracy vs GFLOPs (a panel per dataset) and throughput vs GFLOPs (per
-    backbone), a line per method through its P-Ratio points, the full model as a star.
-    PNG and PDF.
+@click.option("--datasets", default=None, help="Only these datasets (comma-separated).")
+@click.option("--methods", "methods_", default=None, help="Only these methods (registered names, comma-separated).")
+@click.option("--protocol", default=None, help="Only this protocol (eval, lp or ft).")
+@click.option("--backbone", default=None, help="Only these backbones (comma-separated).")
+def plot_cmd(results_dir: Path, out_dir: Path, datasets, methods_, protocol, backbone) -> None:
+    """Draw accuracy vs GFLOPs and accuracy vs throughput (a panel per dataset) and
+    throughput vs GFLOPs (per backbone): a line per method through its P-Ratio points, the
+    full model as a star, privileged methods (the oracle) dashed, each panel's Pareto front
+    in grey. PNG and PDF. Filters pick a subset of the results.
 
     \b
     Example:
       tokbench plot --results results --out reports
+      tokbench plot --methods lookwhen,lite,random,none --datasets synth-gesture,synth-motion
     """
-    from tokbench.report.plots import plot_accuracy_vs_gflops, plot_throughput_vs_gflops
+    from tokbench.report.pareto import filter_results
+    from tokbench.report.plots import plot_accuracy_vs_gflops, plot_accuracy_vs_throughput, plot_throughput_vs_gflops
     from tokbench.store import load_results
 
     if not results_dir.exists():
         raise TokbenchError(f"results not found: {results_dir}")
-    df = load_results(results_dir)
+    df = filter_results(load_results(results_dir), dataset=_split(datasets) if datasets else None,
+                        method=_split(methods_) if methods_ else None, protocol=(protocol,) if protocol else None,
+                        backbone=_split(backbone) if backbone else None)
     paths, problems = [], []
-    for plot in (plot_accuracy_vs_gflops, plot_throughput_vs_gflops):
+    for plot in (plot_accuracy_vs_gflops, plot_accuracy_vs_throughput, plot_throughput_vs_gflops):
         try:
             paths += plot(df, out_dir)
         except TokbenchError as e:

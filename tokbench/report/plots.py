@@ -18,7 +18,8 @@ import pandas as pd  # noqa: E402
 
 from tokbench.errors import TokbenchError  # noqa: E402
 
-__all__ = ["plot_throughput_vs_gflops", "method_style", "GFLOPS_AXIS"]
+__all__ = ["plot_throughput_vs_gflops", "plot_accuracy_vs_gflops", "plot_accuracy_vs_throughput", "method_style",
+           "GFLOPS_AXIS"]
 
 GFLOPS_AXIS = "GFLOPs per view (fvcore: 1 multiply-add = 1 FLOP)"
 FULL_METHODS = ("none",)
@@ -138,9 +139,30 @@ def with_headline_accuracy(df: pd.DataFrame) -> pd.DataFrame:
     return df.assign(accuracy=acc, accuracy_metric=name)
 
 
-def accuracy_figure(panels: pd.DataFrame, *, columns: int = 3):
-    """One panel per dataset: headline accuracy (%) against GFLOPs, a line per method
-    through its P-Ratio points, the full model as a star. Returns the Figure."""
+#: x-axes of the accuracy figures: column, label, and whether more is cheaper.
+ACCURACY_AXES = {"gflops": (GFLOPS_AXIS, False), "clips_per_s": ("throughput (clips/s, batch as recorded)", True)}
+
+
+def _draw_front(ax, panel: pd.DataFrame, x: str, higher_is_cheaper: bool):
+    """The panel's Pareto front over the non-privileged points, as a grey step line."""
+    from tokbench.report.pareto import pareto_mask
+
+    public = panel[~panel["privileged"].fillna(False).astype(bool)] if "privileged" in panel else panel
+    if public.empty:
+        return None
+    cost = -public[x] if higher_is_cheaper else public[x]
+    front = public[pareto_mask(cost, public["accuracy"])].sort_values(x)
+    # What is attainable at each x: the best point at least as cheap (a staircase under the front).
+    (h,) = ax.step(front[x], 100 * front["accuracy"], where="pre" if higher_is_cheaper else "post",
+                   color="0.55", linewidth=3, alpha=0.35, zorder=1, label="Pareto front (non-privileged)")
+    return h
+
+
+def accuracy_figure(panels: pd.DataFrame, *, columns: int = 3, x: str = "gflops"):
+    """One panel per dataset: headline accuracy (%) against ``x`` (GFLOPs or clips/s), a line
+    per method through its P-Ratio points, the full model as a star, privileged methods
+    dashed, the Pareto front of the non-privileged points in grey. Returns the Figure."""
+    axis_label, higher_is_cheaper = ACCURACY_AXES[x]
     datasets = sorted(panels["dataset"].unique())
     cols = min(columns, len(datasets))
     rows = -(-len(datasets) // cols)
@@ -152,28 +174,31 @@ def accuracy_figure(panels: pd.DataFrame, *, columns: int = 3):
         for (label, backbone), line in panel.groupby(["label", "backbone"], sort=True):
             method = line["method"].iloc[0]
             style = method_style(method)
-            line = line.sort_values("gflops")
+            line = line.sort_values("p_ratio")  # the method's path along P (measured speed is noisy)
             name = f"{label} [{backbone}]" if several_backbones else label
             y = 100 * line["accuracy"]
             if method in FULL_METHODS:
-                h = ax.scatter(line["gflops"], y, marker="*", s=200, color=style["color"], edgecolor="black",
+                h = ax.scatter(line[x], y, marker="*", s=200, color=style["color"], edgecolor="black",
                                linewidth=0.6, zorder=5, label=f"{name} (full model)")
             else:
                 dashed = bool(line["privileged"].iloc[0]) if "privileged" in line else False
-                (h,) = ax.plot(line["gflops"], y, marker=style["marker"], color=style["color"], markersize=4,
+                (h,) = ax.plot(line[x], y, marker=style["marker"], color=style["color"], markersize=4,
                                linestyle="--" if dashed else "-", label=name)
                 for _, row in line.iterrows():
-                    ax.annotate(f"{row['p_ratio']:g}", (row["gflops"], 100 * row["accuracy"]), textcoords="offset points",
+                    ax.annotate(f"{row['p_ratio']:g}", (row[x], 100 * row["accuracy"]), textcoords="offset points",
                                 xytext=(3, 3), fontsize=6, color=style["color"])
             handles.setdefault(h.get_label(), h)
+        front = _draw_front(ax, panel, x, higher_is_cheaper)
+        if front is not None:
+            handles.setdefault(front.get_label(), front)
         metric = panel["accuracy_metric"].dropna().iloc[0]
         ax.set_title(dataset)
         ax.set_ylabel(f"{metric} (%)")
-        ax.set_xlabel(GFLOPS_AXIS, fontsize=7)
+        ax.set_xlabel(axis_label, fontsize=7)
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(datasets):]:
         ax.set_visible(False)
-    fig.suptitle("accuracy vs FLOPs (point labels: P-Ratio)", fontsize=10)
+    fig.suptitle(f"accuracy vs {'throughput' if x == 'clips_per_s' else 'FLOPs'} (point labels: P-Ratio)", fontsize=10)
     fig.legend(list(handles.values()), list(handles), loc="outside lower center", ncol=min(6, len(handles)), fontsize=8)
     return fig
 
@@ -184,3 +209,12 @@ def plot_accuracy_vs_gflops(df: pd.DataFrame, out_dir: str | Path) -> list[Path]
         raise TokbenchError("the results have no accuracy records: run 'tokbench run' with datasets first")
     ok = _with_labels(_usable(with_headline_accuracy(df[df["dataset"].notna()]), ["gflops", "accuracy"]))
     return _save(accuracy_figure(ok), out_dir, "accuracy_vs_gflops")
+
+
+def plot_accuracy_vs_throughput(df: pd.DataFrame, out_dir: str | Path) -> list[Path]:
+    """Accuracy against measured clips/s (one panel per dataset), PNG and PDF. Privileged
+    methods (never timed) have no throughput and are left out."""
+    if "dataset" not in df.columns or df["dataset"].isna().all() or "clips_per_s" not in df.columns:
+        raise TokbenchError("the results have no records with both accuracy and throughput")
+    ok = _with_labels(_usable(with_headline_accuracy(df[df["dataset"].notna()]), ["clips_per_s", "accuracy"]))
+    return _save(accuracy_figure(ok, x="clips_per_s"), out_dir, "accuracy_vs_throughput")

@@ -1,0 +1,47 @@
+"""Pareto analysis of accuracy against cost, as pure functions of results DataFrames (no torch).
+
+A point dominates another if it costs no more and is no less accurate, and is strictly
+better in one of the two. For throughput the cost is the time per clip (higher clips/s is
+better), so callers pass ``cost = -clips_per_s`` or ``ms_per_clip``.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+__all__ = ["pareto_mask", "filter_results"]
+
+
+def pareto_mask(cost: pd.Series, accuracy: pd.Series) -> pd.Series:
+    """Boolean Series: True for the points no other point dominates (lower cost is better,
+    higher accuracy is better). Ties (identical points) are all on the front."""
+    order = sorted(cost.index, key=lambda i: (cost[i], -accuracy[i]))
+    front = pd.Series(False, index=cost.index)
+    best = float("-inf")
+    last_cost = None
+    for i in order:
+        if accuracy[i] > best or (accuracy[i] == best and cost[i] == last_cost):
+            front[i] = True
+            best, last_cost = accuracy[i], cost[i]
+    return front
+
+
+def filter_results(df: pd.DataFrame, **filters: tuple[str, ...] | None) -> pd.DataFrame:
+    """Rows whose ``column`` value is one of ``filters[column]`` (e.g. ``dataset=("synth-motion",)``,
+    ``method=("lite", "random")``); ``None`` keeps every row.
+
+    Raises:
+        TokbenchError: a filter value that no row has (the message lists the valid ones).
+    """
+    from tokbench.errors import TokbenchError
+
+    for column, wanted in filters.items():
+        if wanted is None:
+            continue
+        have = sorted(str(v) for v in df[column].dropna().unique()) if column in df.columns else []
+        unknown = [w for w in wanted if w not in have]
+        if unknown:
+            raise TokbenchError(f"no results with {column} {', '.join(map(repr, unknown))}; "
+                                f"the results have: {', '.join(have) or 'none'}")
+        df = df[df[column].astype(str).isin(wanted)]
+    return df
