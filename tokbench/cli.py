@@ -713,6 +713,37 @@ def check_cmd(baseline, results_dir, accuracy_tol, speed_band, no_speed, out, up
     return 1 if counts["regressions"] else 0
 
 
+@cli.command("report")
+@click.option("--results", "results_dir", type=click.Path(path_type=Path), default=Path("results"), show_default=True,
+              help="Results folder (searched recursively for *.jsonl) or one file.")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("reports"), show_default=True,
+              help="Where to write report.md and its figures.")
+@click.option("--datasets", default=None, help="Only these datasets (comma-separated).")
+@click.option("--methods", "methods_", default=None, help="Only these methods (comma-separated).")
+@click.option("--protocol", default=None, help="Only this protocol (eval, lp or ft).")
+@click.option("--backbone", default=None, help="Only these backbones (comma-separated).")
+def report_cmd(results_dir: Path, out_dir: Path, datasets, methods_, protocol, backbone) -> None:
+    """Write a Markdown report: the figures, which method Pareto-dominates which (the
+    papers' "A Pareto-dominates B on 4 of 6 panels"), speedup at equal accuracy against the
+    full model, per-dataset tables (accuracy, GFLOPs, clips/s, tokens, Pareto membership)
+    and the environment of the runs.
+
+    \b
+    Example:
+      tokbench report --results results --out reports
+    """
+    from tokbench.report.document import write_report
+    from tokbench.report.pareto import filter_results
+    from tokbench.store import load_results
+
+    if not results_dir.exists():
+        raise TokbenchError(f"results not found: {results_dir}")
+    df = filter_results(load_results(results_dir), dataset=_split(datasets) if datasets else None,
+                        method=_split(methods_) if methods_ else None, protocol=(protocol,) if protocol else None,
+                        backbone=_split(backbone) if backbone else None)
+    click.echo(str(write_report(df, out_dir, source=str(results_dir))))
+
+
 @cli.command("plot")
 @click.option("--results", "results_dir", type=click.Path(path_type=Path), default=Path("results"), show_default=True,
               help="Results folder (searched recursively for *.jsonl) or one file.")

@@ -15,15 +15,14 @@ __all__ = ["pareto_mask", "filter_results"]
 def pareto_mask(cost: pd.Series, accuracy: pd.Series) -> pd.Series:
     """Boolean Series: True for the points no other point dominates (lower cost is better,
     higher accuracy is better). Ties (identical points) are all on the front."""
-    order = sorted(cost.index, key=lambda i: (cost[i], -accuracy[i]))
-    front = pd.Series(False, index=cost.index)
-    best = float("-inf")
-    last_cost = None
-    for i in order:
-        if accuracy[i] > best or (accuracy[i] == best and cost[i] == last_cost):
+    c, a = cost.to_numpy(dtype=float), accuracy.to_numpy(dtype=float)  # positional: the index may repeat
+    front = [False] * len(c)
+    best, last_cost = float("-inf"), None
+    for i in sorted(range(len(c)), key=lambda i: (c[i], -a[i])):
+        if a[i] > best or (a[i] == best and c[i] == last_cost):
             front[i] = True
-            best, last_cost = accuracy[i], cost[i]
-    return front
+            best, last_cost = a[i], c[i]
+    return pd.Series(front, index=cost.index)
 
 
 def filter_results(df: pd.DataFrame, **filters: tuple[str, ...] | None) -> pd.DataFrame:

@@ -1,0 +1,74 @@
+"""The report's numbers on hand-made frames, and `tokbench report` on a small results file."""
+
+import json
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from tokbench.cli import cli
+from tokbench.report.analysis import dataset_table, dominance_summary, dominates, speedup_at_equal_accuracy
+
+
+def points(method, rows, dataset="d1", privileged=False):
+    return pd.DataFrame([{"dataset": dataset, "method": method, "method_id": method, "p_ratio": p, "gflops": g,
+                          "accuracy": a, "clips_per_s": s, "tokens_kept": 10 * p, "privileged": privileged}
+                         for p, g, a, s in rows])
+
+
+A = points("a", [(0.1, 1.0, 0.60, 400.0), (0.5, 5.0, 0.80, 100.0)])
+B = points("b", [(0.1, 1.0, 0.50, 450.0), (0.5, 6.0, 0.80, 90.0)])
+C = points("c", [(0.1, 0.5, 0.40, 500.0), (0.5, 5.0, 0.90, 100.0)])
+
+
+def test_dominates_needs_every_point_covered_and_one_strictly():
+    assert dominates(A, B)  # (1, .6) covers (1, .5); (5, .8) covers (6, .8)
+    assert not dominates(B, A)
+    assert not dominates(A, C) and not dominates(C, A)  # each has a point the other cannot match
+    assert not dominates(A, A)  # equal points are not strictly better
+    assert dominates(A, B, x="clips_per_s") is False  # b's 450 clips/s point is faster than any of a's
+
+
+def test_dominance_summary_sentences_leave_out_privileged_and_full():
+    df = pd.concat([A, B, points("a", [(0.1, 1, 0.6, 1), (0.5, 5, 0.8, 1)], "d2"),
+                    points("b", [(0.1, 1, 0.7, 1), (0.5, 5, 0.9, 1)], "d2"),
+                    points("oracle", [(0.1, 0.1, 1.0, 1)], privileged=True),
+                    points("none", [(1.0, 10.0, 0.95, 50.0)])], ignore_index=True)
+    assert dominance_summary(df) == ["a Pareto-dominates b on 1 of 2 panels (d1)",
+                                     "b Pareto-dominates a on 1 of 2 panels (d2)"]
+
+
+def test_speedup_at_equal_accuracy_interpolates_the_path():
+    full = points("none", [(1.0, 10.0, 0.85, 50.0)])
+    # c reaches 0.85 halfway between (500, .4) and (100, .9)? No: at t = 0.9 of the way: 500 - 0.9 * 400 = 140.
+    assert speedup_at_equal_accuracy(C, full) == pytest.approx(140.0 / 50.0)
+    assert speedup_at_equal_accuracy(A, full) is None  # never reaches 0.85
+    at = points("e", [(0.3, 1.0, 0.85, 200.0), (0.6, 2.0, 0.95, 75.0)])
+    assert speedup_at_equal_accuracy(at, full) == pytest.approx(4.0)  # a point exactly at the reference
+
+
+def test_dataset_table_marks_the_front():
+    table = dataset_table(pd.concat([A, B, points("oracle", [(0.1, 0.1, 1.0, None)], privileged=True)]))
+    rows = {line.split("|")[1].strip() + line.split("|")[2].strip(): line for line in table.splitlines()[2:]}
+    assert rows["a0.1"].rstrip().endswith("| yes |") and rows["a0.5"].rstrip().endswith("| yes |")
+    assert rows["b0.5"].rstrip().endswith("|  |")
+    assert "oracle (privileged)" in table and "| – |" in table  # no throughput for the oracle
+
+
+def test_report_command_writes_markdown_and_figures(tmp_path):
+    records = []
+    for method, rows in (("none", [(1.0, 0.2, 0.9, 100.0)]), ("random", [(0.5, 0.1, 0.7, 180.0), (0.9, 0.18, 0.9, 110.0)])):
+        for p, g, a, s in rows:
+            records.append({"status": "ok", "dataset": "synth-motion", "backbone": "synth_tiny", "method": method,
+                            "method_id": method, "p_ratio": p, "gflops": g, "top1": a, "clips_per_s": s,
+                            "privileged": False, "tokens_kept": 288 * p, "device": "cpu", "batch_size": 1,
+                            "env": {"device_name": "cpu-x", "torch_version": "2.14.1"}})
+    path = tmp_path / "r.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    r = CliRunner().invoke(cli, ["report", "--results", str(path), "--out", str(tmp_path / "out")])
+    assert r.exit_code == 0, r.output
+    text = (tmp_path / "out" / "report.md").read_text()
+    assert "| synth-motion | 1.10× |" in text and "### synth-motion (top1)" in text and "cpu-x" in text
+    assert (tmp_path / "out" / "accuracy_vs_gflops.png").exists() and "![accuracy_vs_gflops]" in text
+    bad = CliRunner().invoke(cli, ["report", "--results", str(path), "--methods", "lookwhen"])
+    assert bad.exit_code == 2 and "no results with method 'lookwhen'" in bad.stderr

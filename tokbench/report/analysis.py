@@ -1,0 +1,87 @@
+"""The report's numbers, as pure functions of a results DataFrame (no torch).
+
+Input rows are records with ``status == "ok"``, a ``dataset`` (a panel), a ``method``, its
+``p_ratio``, ``gflops``, ``clips_per_s`` and the headline ``accuracy`` (see
+:func:`tokbench.report.plots.with_headline_accuracy`).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+__all__ = ["dominates", "dominance_summary", "speedup_at_equal_accuracy", "dataset_table"]
+
+
+def dominates(a: pd.DataFrame, b: pd.DataFrame, *, x: str = "gflops") -> bool:
+    """Whether method ``a`` Pareto-dominates method ``b`` in one panel: every point of ``b``
+    is matched by a point of ``a`` that costs no more and is no less accurate, and at least
+    one of those is strictly better in one of the two. (For ``x = "clips_per_s"`` more is
+    cheaper.)"""
+    if a.empty or b.empty:
+        return False
+    sign = -1.0 if x == "clips_per_s" else 1.0
+    strict = False
+    for _, q in b.iterrows():
+        cover = a[(sign * a[x] <= sign * q[x]) & (a["accuracy"] >= q["accuracy"])]
+        if cover.empty:
+            return False
+        strict |= bool(((sign * cover[x] < sign * q[x]) | (cover["accuracy"] > q["accuracy"])).any())
+    return strict
+
+
+def dominance_summary(df: pd.DataFrame, *, x: str = "gflops") -> list[str]:
+    """Sentences in the papers' form ("lookwhen Pareto-dominates lite on 4 of 6 panels"),
+    one per ordered pair of reduction methods that dominates on at least one panel; the full
+    model and privileged methods are left out."""
+    rows = df[(df["method"] != "none") & ~df.get("privileged", pd.Series(False, index=df.index)).astype(bool)]
+    panels = sorted(rows["dataset"].unique())
+    methods = sorted(rows["method"].unique())
+    out = []
+    for a in methods:
+        for b in methods:
+            if a == b:
+                continue
+            wins = [p for p in panels if dominates(rows[(rows.dataset == p) & (rows.method == a)],
+                                                   rows[(rows.dataset == p) & (rows.method == b)], x=x)]
+            if wins:
+                out.append(f"{a} Pareto-dominates {b} on {len(wins)} of {len(panels)} panels ({', '.join(wins)})")
+    return out
+
+
+def speedup_at_equal_accuracy(method: pd.DataFrame, reference: pd.DataFrame) -> float | None:
+    """The LookWhen paper's "N x faster at equal accuracy": the largest throughput at which
+    ``method``'s accuracy-throughput path (points sorted by P, linearly interpolated) reaches
+    the reference's accuracy, divided by the reference's throughput. ``None`` if it never
+    reaches it. ``reference`` is one point (the full model)."""
+    ref = reference.iloc[0]
+    path = method.sort_values("p_ratio")[["clips_per_s", "accuracy"]].dropna().to_numpy()
+    best = None
+    for (s0, a0), (s1, a1) in zip(path[:-1], path[1:]):
+        if (a0 - ref.accuracy) * (a1 - ref.accuracy) <= 0 and a0 != a1:
+            t = (ref.accuracy - a0) / (a1 - a0)
+            speed = s0 + t * (s1 - s0)
+            best = speed if best is None else max(best, speed)
+    for s, a in path:  # points at or above the reference count as they are
+        if a >= ref.accuracy:
+            best = s if best is None else max(best, s)
+    return None if best is None else float(best / ref.clips_per_s)
+
+
+def dataset_table(panel: pd.DataFrame) -> str:
+    """Markdown table of one dataset: a row per (method, P) with accuracy (%), GFLOPs,
+    clips/s, tokens kept, and whether the point is on the panel's accuracy-FLOPs Pareto front
+    (non-privileged points)."""
+    from tokbench.report.pareto import pareto_mask
+
+    panel = panel.sort_values(["method", "p_ratio"]).reset_index(drop=True)
+    public = ~panel.get("privileged", pd.Series(False, index=panel.index)).astype(bool)
+    front = pd.Series(False, index=panel.index)
+    front[public] = pareto_mask(panel.loc[public, "gflops"], panel.loc[public, "accuracy"])
+    lines = ["| method | P | accuracy (%) | GFLOPs | clips/s | tokens kept | Pareto |", "|---|---|---|---|---|---|---|"]
+    for i, r in panel.iterrows():
+        speed = "–" if pd.isna(r.get("clips_per_s")) else f"{r['clips_per_s']:.1f}"
+        tokens = "–" if pd.isna(r.get("tokens_kept")) else f"{r['tokens_kept']:.0f}"
+        name = r["method_id"] + (" (privileged)" if not public[i] else "")
+        lines.append(f"| {name} | {r['p_ratio']:g} | {100 * r['accuracy']:.1f} | {r['gflops']:.4g} | {speed} | {tokens} "
+                     f"| {'yes' if front[i] else ''} |")
+    return "\n".join(lines)
