@@ -713,15 +713,35 @@ def check_cmd(baseline, results_dir, accuracy_tol, speed_band, no_speed, out, up
     return 1 if counts["regressions"] else 0
 
 
+def _result_filters(func):
+    """The options that pick a subset of the results (plot, report)."""
+    for option in reversed([
+        click.option("--datasets", default=None, help="Only these datasets (comma-separated)."),
+        click.option("--methods", "methods_", default=None, help="Only these methods (registered names, comma-separated)."),
+        click.option("--protocol", default=None, help="Only this protocol (eval, lp or ft)."),
+        click.option("--backbone", default=None, help="Only these backbones (comma-separated)."),
+    ]):
+        func = option(func)
+    return func
+
+
+def _filtered_results(results_dir: Path, datasets, methods_, protocol, backbone):
+    from tokbench.report.pareto import filter_results
+    from tokbench.store import load_results
+
+    if not results_dir.exists():
+        raise TokbenchError(f"results not found: {results_dir}")
+    return filter_results(load_results(results_dir), dataset=_split(datasets) if datasets else None,
+                          method=_split(methods_) if methods_ else None, protocol=(protocol,) if protocol else None,
+                          backbone=_split(backbone) if backbone else None)
+
+
 @cli.command("report")
 @click.option("--results", "results_dir", type=click.Path(path_type=Path), default=Path("results"), show_default=True,
               help="Results folder (searched recursively for *.jsonl) or one file.")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("reports"), show_default=True,
               help="Where to write report.md and its figures.")
-@click.option("--datasets", default=None, help="Only these datasets (comma-separated).")
-@click.option("--methods", "methods_", default=None, help="Only these methods (comma-separated).")
-@click.option("--protocol", default=None, help="Only this protocol (eval, lp or ft).")
-@click.option("--backbone", default=None, help="Only these backbones (comma-separated).")
+@_result_filters
 def report_cmd(results_dir: Path, out_dir: Path, datasets, methods_, protocol, backbone) -> None:
     """Write a Markdown report: the figures, which method Pareto-dominates which (the
     papers' "A Pareto-dominates B on 4 of 6 panels"), speedup at equal accuracy against the
@@ -733,14 +753,8 @@ def report_cmd(results_dir: Path, out_dir: Path, datasets, methods_, protocol, b
       tokbench report --results results --out reports
     """
     from tokbench.report.document import write_report
-    from tokbench.report.pareto import filter_results
-    from tokbench.store import load_results
 
-    if not results_dir.exists():
-        raise TokbenchError(f"results not found: {results_dir}")
-    df = filter_results(load_results(results_dir), dataset=_split(datasets) if datasets else None,
-                        method=_split(methods_) if methods_ else None, protocol=(protocol,) if protocol else None,
-                        backbone=_split(backbone) if backbone else None)
+    df = _filtered_results(results_dir, datasets, methods_, protocol, backbone)
     click.echo(str(write_report(df, out_dir, source=str(results_dir))))
 
 
@@ -749,10 +763,7 @@ def report_cmd(results_dir: Path, out_dir: Path, datasets, methods_, protocol, b
               help="Results folder (searched recursively for *.jsonl) or one file.")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("reports"), show_default=True,
               help="Where to write the figures (PNG and PDF).")
-@click.option("--datasets", default=None, help="Only these datasets (comma-separated).")
-@click.option("--methods", "methods_", default=None, help="Only these methods (registered names, comma-separated).")
-@click.option("--protocol", default=None, help="Only this protocol (eval, lp or ft).")
-@click.option("--backbone", default=None, help="Only these backbones (comma-separated).")
+@_result_filters
 def plot_cmd(results_dir: Path, out_dir: Path, datasets, methods_, protocol, backbone) -> None:
     """Draw accuracy vs GFLOPs and accuracy vs throughput (a panel per dataset) and
     throughput vs GFLOPs (per backbone): a line per method through its P-Ratio points, the
@@ -764,15 +775,9 @@ def plot_cmd(results_dir: Path, out_dir: Path, datasets, methods_, protocol, bac
       tokbench plot --results results --out reports
       tokbench plot --methods lookwhen,lite,random,none --datasets synth-gesture,synth-motion
     """
-    from tokbench.report.pareto import filter_results
     from tokbench.report.plots import plot_accuracy_vs_gflops, plot_accuracy_vs_throughput, plot_throughput_vs_gflops
-    from tokbench.store import load_results
 
-    if not results_dir.exists():
-        raise TokbenchError(f"results not found: {results_dir}")
-    df = filter_results(load_results(results_dir), dataset=_split(datasets) if datasets else None,
-                        method=_split(methods_) if methods_ else None, protocol=(protocol,) if protocol else None,
-                        backbone=_split(backbone) if backbone else None)
+    df = _filtered_results(results_dir, datasets, methods_, protocol, backbone)
     paths, problems = [], []
     for plot in (plot_accuracy_vs_gflops, plot_accuracy_vs_throughput, plot_throughput_vs_gflops):
         try:
