@@ -72,3 +72,21 @@ def test_report_command_writes_markdown_and_figures(tmp_path):
     assert (tmp_path / "out" / "accuracy_vs_gflops.png").exists() and "![accuracy_vs_gflops]" in text
     bad = CliRunner().invoke(cli, ["report", "--results", str(path), "--methods", "lookwhen"])
     assert bad.exit_code == 2 and "no results with method 'lookwhen'" in bad.stderr
+
+
+def test_committed_report_rebuilds_from_the_committed_records(tmp_path, monkeypatch):
+    """`tokbench report --results results/synthetic` in a fresh clone gives the committed report."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    monkeypatch.chdir(root)
+    r = CliRunner().invoke(cli, ["report", "--results", "results/synthetic", "--out", str(tmp_path)])
+    assert r.exit_code == 0, r.output
+    hint = "rebuild it: tokbench report --results results/synthetic --out reports/synthetic"
+    assert (tmp_path / "report.md").read_text() == (root / "reports" / "synthetic" / "report.md").read_text(), hint
+    committed = root / "reports" / "synthetic"
+    assert sorted(p.name for p in tmp_path.glob("*.png")) == sorted(p.name for p in committed.glob("*.png"))
+    readme = (root / "README.md").read_text()
+    for line in (root / "reports" / "synthetic" / "report.md").read_text().splitlines():
+        if line.startswith("- lookwhen Pareto-dominates"):
+            assert line in readme, "the README quotes the committed report's dominance summary"
