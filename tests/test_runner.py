@@ -162,6 +162,12 @@ def test_run_sweep_flops_records_and_resume(tmp_path):
     assert set(df["status"]) == {"ok"}
     assert df["env.torch_version"].tolist() == [metadata.version("torch")] * 5
 
+    # curated copies beside runs/ (results/baseline, results/synthetic) are not work done here
+    other = tmp_path.parent / (tmp_path.name + "-curated")
+    (other / "baseline").mkdir(parents=True)
+    (other / "baseline" / "copy.jsonl").write_bytes(content_before)
+    assert run_sweep(sweep, results_dir=other).skipped == 0
+
     # a larger sweep runs only the new cells
     more = run_sweep(_sweep(p_ratios=(0.25, 0.9)), results_dir=tmp_path)
     assert more.skipped == 2

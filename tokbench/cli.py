@@ -651,7 +651,7 @@ def flops_cmd(backbones, methods, p_ratio, checkpoint, num_classes, fmt) -> None
 @cli.command("check")
 @click.option("--baseline", type=click.Path(path_type=Path), required=True,
               help="Folder of baseline records (e.g. results/baseline, made by 'tokbench run --smoke').")
-@click.option("--results", "results_dir", type=click.Path(path_type=Path), default=Path("results"), show_default=True,
+@click.option("--results", "results_dir", type=click.Path(path_type=Path), default=Path("results/runs"), show_default=True,
               help="Folder (or .jsonl file) of the current records.")
 @click.option("--accuracy-tol", type=click.FloatRange(min=0), default=0.0, show_default=True,
               help="Largest allowed accuracy drop per cell (absolute, 0.01 = 1 point); CPU runs are deterministic.")
@@ -737,8 +737,9 @@ def _filtered_results(results_dir: Path, datasets, methods_, protocol, backbone)
 
 
 @cli.command("report")
-@click.option("--results", "results_dir", type=click.Path(path_type=Path), default=Path("results"), show_default=True,
-              help="Results folder (searched recursively for *.jsonl) or one file.")
+@click.option("--results", "results_dir", type=click.Path(path_type=Path), default=Path("results/runs"), show_default=True,
+              help="Results folder (searched recursively for *.jsonl) or one file; the default holds your own runs "
+                   "(results/synthetic: the committed default run).")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("reports"), show_default=True,
               help="Where to write report.md and its figures.")
 @_result_filters
@@ -759,8 +760,9 @@ def report_cmd(results_dir: Path, out_dir: Path, datasets, methods_, protocol, b
 
 
 @cli.command("plot")
-@click.option("--results", "results_dir", type=click.Path(path_type=Path), default=Path("results"), show_default=True,
-              help="Results folder (searched recursively for *.jsonl) or one file.")
+@click.option("--results", "results_dir", type=click.Path(path_type=Path), default=Path("results/runs"), show_default=True,
+              help="Results folder (searched recursively for *.jsonl) or one file; the default holds your own runs "
+                   "(results/synthetic: the committed default run).")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("reports"), show_default=True,
               help="Where to write the figures (PNG and PDF).")
 @_result_filters

@@ -420,7 +420,9 @@ def run_sweep(
     """
     cells = plan(sweep)
     device = resolve_device(sweep.device)
-    done = finished_cells(results_dir, retry_failed=retry_failed)
+    # Only the raw runs under <results>/runs count for resume: curated copies beside them
+    # (results/baseline, results/synthetic) are references, not work already done here.
+    done = finished_cells(Path(results_dir) / "runs", retry_failed=retry_failed)
     todo = [c for c in cells if c.key not in done]
     result = SweepResult(skipped=len(cells) - len(todo))
     if not todo:
