@@ -1,6 +1,7 @@
 """LookWhen: uniqueness target, selector tiling, top-K gather, extractor loading, FLOPs,
 distillation targets, and the shipped artifacts against their cards."""
 
+import dataclasses
 import math
 
 import pytest
@@ -237,3 +238,18 @@ def test_timm_image_teacher_from_a_local_file(tmp_path):
     torch.testing.assert_close(patch[0, 1].reshape(196, 192), tokens[0, 1:])
     with pytest.raises(TokbenchError, match="timm:<model name>"):
         load_image_teacher("timm:only-a-name")
+
+
+def test_selector_files_fail_with_one_clear_error(tmp_path):
+    config = BACKBONES.get("test_tiny")
+    (tmp_path / "junk.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(CheckpointError, match="cannot read LookWhen selector .*junk.safetensors and its card"):
+        LookWhenSelector.from_file(tmp_path / "junk.safetensors", config)
+    save_checkpoint(LookWhenSelector(config, depth=1), tmp_path / "nocard.safetensors", {"kind": "lookwhen_selector"})
+    with pytest.raises(CheckpointError, match="the card has no selector"):
+        LookWhenSelector.from_file(tmp_path / "nocard.safetensors", config)
+    wide = dataclasses.replace(config, embed_dim=64, num_heads=2)
+    save_checkpoint(LookWhenSelector(wide, depth=1), tmp_path / "wide.safetensors",
+                    {"selector": {"depth": 1, "scale": 2, "head_ratio": 4}})
+    with pytest.raises(CheckpointError, match="does not fit a 32-wide selector"):
+        LookWhenSelector.from_file(tmp_path / "wide.safetensors", config)

@@ -83,7 +83,8 @@ class Method(metaclass=ABCMeta):  # noqa: B024 - ABCMeta enforces SelectionMetho
     #: for a plain mean over tokens (vid-TLDR's UMT code).
     size_weighted_pool: ClassVar[bool] = True
     #: How the backbone runs a batch whose clips keep different numbers of tokens: ``pad``
-    #: (one padded batch, padding masked out) or ``split`` (clip by clip, no padding).
+    #: (one padded batch, padding masked out) or ``split`` (clips of equal length run
+    #: together, each group without padding).
     variable_length: Literal["pad", "split"] = "pad"
 
     def __init__(self, *, p_ratio: float = 1.0) -> None:

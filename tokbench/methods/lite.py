@@ -169,12 +169,9 @@ class LiteSelector(nn.Module):
 
     @classmethod
     def from_file(cls, path: str | Path, dim: int) -> LiteSelector:
-        from safetensors.torch import load_file
+        from tokbench.train.checkpoint import read_weights
 
-        try:
-            state = load_file(str(path))
-        except (OSError, ValueError) as e:
-            raise CheckpointError(f"cannot read LITE selector {path}: {e}") from None
+        state, _ = read_weights(path, "LITE selector")
         w0 = state.get("mlp.0.weight")
         if w0 is None or w0.shape[1] != dim:
             got = None if w0 is None else tuple(w0.shape)

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from tokbench.errors import CheckpointError, TokbenchError
+from tokbench.errors import TokbenchError
 from tokbench.methods.base import keep_count
 from tokbench.methods.lite import Lite
 from tokbench.methods.registry import register_method
@@ -95,22 +95,11 @@ class DifficultyModel(nn.Module):
     @classmethod
     def from_file(cls, path: str | Path, config) -> DifficultyModel:
         """A trained difficulty model (``tokbench train lite++``); its card gives task and classes."""
-        from safetensors.torch import load_file
+        from tokbench.train.checkpoint import load_weights, read_weights
 
-        from tokbench.train.checkpoint import read_card
-
-        path = Path(path)
-        try:
-            state, card = load_file(str(path)), read_card(path)
-            model = cls(config, card["num_classes"], task=card["task"], num_verbs=card.get("num_verbs"))
-        except (OSError, ValueError, KeyError) as e:
-            raise CheckpointError(f"cannot read LITE++ difficulty model {path} and its card: {e}") from None
-        try:
-            model.load_state_dict({k: v.float() for k, v in state.items()})
-        except RuntimeError as e:
-            raise CheckpointError(f"{path} does not fit this backbone's difficulty model: "
-                                  f"{str(e).splitlines()[0]}") from None
-        return model.eval()
+        state, card = read_weights(path, "LITE++ difficulty model", card_keys=("num_classes", "task"))
+        model = cls(config, card["num_classes"], task=card["task"], num_verbs=card.get("num_verbs"))
+        return load_weights(model, state, mismatch=f"{path} does not fit this backbone's difficulty model")
 
 
 @register_method("lite++", aliases=("litepp",))

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from tokbench.errors import CheckpointError, TokbenchError
+from tokbench.errors import TokbenchError
 from tokbench.methods.base import IDENTITY, SelectionMethod
 from tokbench.methods.registry import register_method
 from tokbench.tokens import Clips
@@ -120,23 +120,12 @@ class LookWhenSelector(nn.Module):
     @classmethod
     def from_file(cls, path: str | Path, config) -> LookWhenSelector:
         """A trained selector (``tokbench train lookwhen``); its card gives depth and scale."""
-        from safetensors.torch import load_file
+        from tokbench.train.checkpoint import load_weights, read_weights
 
-        from tokbench.train.checkpoint import read_card
-
-        path = Path(path)
-        try:
-            state, card = load_file(str(path)), read_card(path)
-            shape = card["selector"]
-        except (OSError, ValueError, KeyError) as e:
-            raise CheckpointError(f"cannot read LookWhen selector {path} and its card: {e}") from None
+        state, card = read_weights(path, "LookWhen selector", card_keys=("selector",))
+        shape = card["selector"]
         selector = cls(config, depth=shape["depth"], scale=shape["scale"], head_ratio=shape["head_ratio"])
-        try:
-            selector.load_state_dict({k: v.float() for k, v in state.items()})
-        except RuntimeError as e:
-            raise CheckpointError(f"{path} does not fit a {config.embed_dim}-wide selector: "
-                                  f"{str(e).splitlines()[0]}") from None
-        return selector.eval()
+        return load_weights(selector, state, mismatch=f"{path} does not fit a {config.embed_dim}-wide selector")
 
 
 @register_method("lookwhen")
@@ -235,16 +224,8 @@ def _selector_shape(path: Path | None, config) -> dict[str, int]:
 
 def load_extractor(path: str | Path, backbone) -> nn.Module:
     """The distilled extractor: a copy of ``backbone`` (same architecture) with the weights in ``path``."""
-    from safetensors.torch import load_file
+    from tokbench.train.checkpoint import load_weights, read_weights
 
-    try:
-        state = load_file(str(path))
-    except (OSError, ValueError) as e:
-        raise CheckpointError(f"cannot read LookWhen extractor {path}: {e}") from None
-    model = copy.deepcopy(backbone)
-    dtype = next(backbone.parameters()).dtype
-    try:
-        model.load_state_dict({k: v.to(dtype) for k, v in state.items()})
-    except RuntimeError as e:
-        raise CheckpointError(f"{path} is not an extractor for this backbone: {str(e).splitlines()[0]}") from None
-    return model.eval()
+    state, _ = read_weights(path, "LookWhen extractor")
+    return load_weights(copy.deepcopy(backbone), state, dtype=next(backbone.parameters()).dtype,
+                        mismatch=f"{path} is not an extractor for this backbone")

@@ -15,7 +15,7 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-__all__ = ["save_checkpoint", "read_card", "card_path"]
+__all__ = ["save_checkpoint", "read_card", "card_path", "read_weights", "load_weights"]
 
 
 def card_path(weights: str | Path) -> Path:
@@ -37,3 +37,39 @@ def save_checkpoint(model: nn.Module, path: str | Path, card: dict[str, Any], *,
 
 def read_card(weights: str | Path) -> dict[str, Any]:
     return json.loads(card_path(weights).read_text())
+
+
+def read_weights(path: str | Path, what: str, *, card_keys: tuple[str, ...] | None = None
+                 ) -> tuple[dict[str, torch.Tensor], dict[str, Any] | None]:
+    """The state dict in ``path`` and, when ``card_keys`` is given, its card, which must hold
+    those keys. Anything unreadable or missing is one :class:`CheckpointError` naming ``what``
+    (e.g. "LITE selector") and the file."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from tokbench.errors import CheckpointError
+
+    path = Path(path)
+    with_card = "" if card_keys is None else " and its card"
+    try:
+        state = load_file(str(path))
+        card = None if card_keys is None else read_card(path)
+    except (OSError, ValueError, SafetensorError) as e:  # a damaged file raises SafetensorError
+        raise CheckpointError(f"cannot read {what} {path}{with_card}: {e}") from None
+    missing = [k for k in card_keys or () if k not in card]
+    if missing:
+        raise CheckpointError(f"cannot read {what} {path}{with_card}: the card has no {', '.join(missing)}")
+    return state, card
+
+
+def load_weights(module: nn.Module, state: dict[str, torch.Tensor], *, mismatch: str,
+                 dtype: torch.dtype = torch.float32) -> nn.Module:
+    """``module`` with ``state`` loaded (cast to ``dtype``), in eval mode. Keys or shapes that
+    do not fit raise :class:`CheckpointError` ``"<mismatch>: <torch's first line>"``."""
+    from tokbench.errors import CheckpointError
+
+    try:
+        module.load_state_dict({k: v.to(dtype) for k, v in state.items()})
+    except RuntimeError as e:
+        raise CheckpointError(f"{mismatch}: {str(e).splitlines()[0]}") from None
+    return module.eval()

@@ -80,11 +80,7 @@ def train_difficulty(dataset: str, *, out: str | Path, config: TrainConfig | Non
     }
     result = fit(model, splits["train"], validate=validate, metric=metric, out=work, config=config, card=card,
                  forward=lambda m, batch, gen: m(batch["video"]), progress=progress)
-    best = DifficultyModel(backbone.config, card["num_classes"], task=task, num_verbs=num_verbs)
-    from safetensors.torch import load_file
-
-    best.load_state_dict(load_file(str(work)))
-    best.eval()
+    best = DifficultyModel.from_file(work, backbone.config)  # the best epoch, read as users will read it
     conf = confidences(best, splits["val"])
     bands = {"below_tau1": float((conf < 0.1).float().mean()), "between": float(((conf >= 0.1) & (conf <= 0.5)).float().mean()),
              "above_tau2": float((conf > 0.5).float().mean())}

@@ -259,9 +259,7 @@ def train_lookwhen(dataset: str, *, out_dir: str | Path, image_teacher: str = "z
         result = fit(selector, data["train"], validate=validate, metric="neg_mse", out=work, config=selector_config,
                      card=card, forward=lambda m, b, g: m(b["video"]),
                      loss=lambda s, b: F.mse_loss(s, b["uniq"]), progress=progress)
-        best = LookWhenSelector.from_file(work, teacher.config) if work.with_suffix(".json").exists() else None
-        if best is None:  # the work card lacks nothing, but be explicit about what we load
-            raise TokbenchError(f"selector training wrote no weights to {work}")
+        best = LookWhenSelector.from_file(work, teacher.config)  # the best epoch (fit wrote it with its card)
         scores = _selector_scores(best, splits["val"])
         rand = torch.rand(scores.shape, generator=torch.Generator().manual_seed(0))
         card.update(train=asdict(selector_config), best_epoch=result.best_epoch, history=result.history,
