@@ -223,13 +223,41 @@ def train_backbone_cmd(dataset, backbone, out, epochs, batch_size, lr, token_dro
                f"({card['train_seconds']:.0f} s)")
 
 
+def _artifact_options(kind: str, dataset_help: str, *, epochs: int, lr: float):
+    """The options of a trainer that writes one artifact per zoo dataset (lite, lite++, image-teacher)."""
+    options = [
+        click.option("--dataset", required=True, help=dataset_help),
+        click.option("--out", type=click.Path(path_type=Path), default=None,
+                     help="Weights file (.safetensors; its card goes beside it) "
+                          f"[default: checkpoints/{kind}/<dataset>.safetensors]."),
+        click.option("--epochs", type=click.IntRange(min=1), default=epochs, show_default=True),
+        click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=lr, show_default=True),
+        click.option("--seed", type=int, default=0, show_default=True),
+    ]
+
+    def wrap(func):
+        for option in reversed(options):
+            func = option(func)
+        return func
+
+    return wrap
+
+
+def _artifact_training(kind: str, dataset: str, out: Path | None, epochs: int, lr: float, seed: int, *,
+                       batch_size: int, warmup_epochs: float):
+    """(output path with its folder made, training settings, the command that reproduces them)."""
+    from tokbench.train.loop import TrainConfig
+
+    out = out or Path("checkpoints") / kind / f"{dataset}.safetensors"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, token_drop=0.0, warmup_epochs=warmup_epochs,
+                         seed=seed)
+    command = f"tokbench train {kind} --dataset {dataset} --epochs {epochs} --lr {lr:g} --seed {seed} --out {out}"
+    return out, config, command
+
+
 @train_group.command("lite")
-@click.option("--dataset", required=True, help="Synthetic dataset whose zoo backbone the selector serves.")
-@click.option("--out", type=click.Path(path_type=Path), default=None,
-              help="Selector file (.safetensors; its card goes beside it) [default: checkpoints/lite/<dataset>.safetensors].")
-@click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True)
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@_artifact_options("lite", "Synthetic dataset whose zoo backbone the selector serves.", epochs=10, lr=1e-3)
 def train_lite_cmd(dataset, out, epochs, lr, seed):
     """Train LITE's token selector for a zoo backbone (Hao et al., arXiv 2411.13626).
 
@@ -243,12 +271,8 @@ def train_lite_cmd(dataset, out, epochs, lr, seed):
       tokbench train lite --dataset synth-motion --out tokbench/zoo/lite/synth-motion.safetensors
     """
     from tokbench.train.lite import train_lite
-    from tokbench.train.loop import TrainConfig
 
-    out = out or Path("checkpoints") / "lite" / f"{dataset}.safetensors"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    config = TrainConfig(epochs=epochs, batch_size=32, lr=lr, token_drop=0.0, warmup_epochs=0.5, seed=seed)
-    command = f"tokbench train lite --dataset {dataset} --epochs {epochs} --lr {lr:g} --seed {seed} --out {out}"
+    out, config, command = _artifact_training("lite", dataset, out, epochs, lr, seed, batch_size=32, warmup_epochs=0.5)
     card = train_lite(dataset, out=out, config=config, command=command)
     acc = card["val_accuracy"]
     click.echo(f"{out}: val BCE {card['val_bce']:.4f}; val {card['metric']} at P=0.3/0.5: "
@@ -257,12 +281,7 @@ def train_lite_cmd(dataset, out, epochs, lr, seed):
 
 
 @train_group.command("lite++")
-@click.option("--dataset", required=True, help="Synthetic dataset whose LITE++ difficulty model to train.")
-@click.option("--out", type=click.Path(path_type=Path), default=None,
-              help="Weights file (.safetensors; card beside it) [default: checkpoints/lite++/<dataset>.safetensors].")
-@click.option("--epochs", type=click.IntRange(min=1), default=12, show_default=True)
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=2e-3, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@_artifact_options("lite++", "Synthetic dataset whose LITE++ difficulty model to train.", epochs=12, lr=2e-3)
 def train_lite_pp_cmd(dataset, out, epochs, lr, seed):
     """Train LITE++'s difficulty model (Hao et al., arXiv 2411.13626, §4.3).
 
@@ -277,12 +296,8 @@ def train_lite_pp_cmd(dataset, out, epochs, lr, seed):
       tokbench train lite++ --dataset synth-motion --out tokbench/zoo/lite++/synth-motion.safetensors
     """
     from tokbench.train.lite_pp import train_difficulty
-    from tokbench.train.loop import TrainConfig
 
-    out = out or Path("checkpoints") / "lite++" / f"{dataset}.safetensors"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    config = TrainConfig(epochs=epochs, batch_size=32, lr=lr, token_drop=0.0, warmup_epochs=1.0, seed=seed)
-    command = f"tokbench train lite++ --dataset {dataset} --epochs {epochs} --lr {lr:g} --seed {seed} --out {out}"
+    out, config, command = _artifact_training("lite++", dataset, out, epochs, lr, seed, batch_size=32, warmup_epochs=1.0)
     card = train_difficulty(dataset, out=out, config=config, command=command)
     acc, metric = card["val_accuracy"], card["metric"]
     click.echo(f"{out}: difficulty model val {metric} {card['val'][metric]:.4f}; confidence bands "
@@ -292,12 +307,7 @@ def train_lite_pp_cmd(dataset, out, epochs, lr, seed):
 
 
 @train_group.command("image-teacher")
-@click.option("--dataset", required=True, help="Synthetic dataset whose frames the image teacher learns.")
-@click.option("--out", type=click.Path(path_type=Path), default=None,
-              help="Weights file [default: checkpoints/image-teacher/<dataset>.safetensors].")
-@click.option("--epochs", type=click.IntRange(min=1), default=6, show_default=True)
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@_artifact_options("image-teacher", "Synthetic dataset whose frames the image teacher learns.", epochs=6, lr=1e-3)
 def train_image_teacher_cmd(dataset, out, epochs, lr, seed):
     """Train the small image teacher LookWhen distils on the synthetic suite.
 
@@ -310,12 +320,9 @@ def train_image_teacher_cmd(dataset, out, epochs, lr, seed):
       tokbench train image-teacher --dataset synth-motion --out tokbench/zoo/image-teacher/synth-motion.safetensors
     """
     from tokbench.train.image_teacher import train_image_teacher
-    from tokbench.train.loop import TrainConfig
 
-    out = out or Path("checkpoints") / "image-teacher" / f"{dataset}.safetensors"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    config = TrainConfig(epochs=epochs, batch_size=64, lr=lr, token_drop=0.0, warmup_epochs=0.5, seed=seed)
-    command = f"tokbench train image-teacher --dataset {dataset} --epochs {epochs} --lr {lr:g} --seed {seed} --out {out}"
+    out, config, command = _artifact_training("image-teacher", dataset, out, epochs, lr, seed, batch_size=64,
+                                              warmup_epochs=0.5)
     card = train_image_teacher(dataset, out=out, config=config, command=command)
     click.echo(f"{out}: val single-frame {card['metric']} {card['val_frames'][card['metric']]:.4f} "
                f"({card['train_seconds']:.0f} s)")
