@@ -119,24 +119,12 @@ def load_image_teacher(spec: str, *, dataset: str | None = None) -> ImageTeacher
         path = zoo_artifact("image-teacher", dataset)
     else:
         path = Path(spec)
-    from safetensors.torch import load_file
+    from tokbench.backbones.vit import VideoViT, VideoViTConfig
+    from tokbench.train.checkpoint import load_weights, read_weights
 
-    from tokbench.backbones.vit import VideoViT
-    from tokbench.train.checkpoint import read_card
-
-    try:
-        state, card = load_file(str(path)), read_card(path)
-        vit = VideoViT(_config_from(card))
-        vit.load_state_dict({k: v.float() for k, v in state.items()})
-    except (OSError, ValueError, KeyError, RuntimeError) as e:
-        raise CheckpointError(f"cannot read image teacher {path} and its card: {str(e).splitlines()[0]}") from None
-    return ZooImageTeacher(vit)
-
-
-def _config_from(card: dict):
-    from tokbench.backbones.vit import VideoViTConfig
-
-    return VideoViTConfig(**card["config"])
+    state, card = read_weights(path, "image teacher", card_keys=("config",))
+    vit = VideoViT(VideoViTConfig(**card["config"]))
+    return ZooImageTeacher(load_weights(vit, state, mismatch=f"{path} does not fit its card's image teacher"))
 
 
 class FrameSet(torch.utils.data.Dataset):
@@ -177,8 +165,8 @@ def train_image_teacher(dataset: str, *, out: str | Path, config=None, frames_pe
     from tokbench.zoo import zoo_teacher
 
     config = config or TrainConfig(epochs=6, batch_size=64, lr=1e-3, token_drop=0.0, warmup_epochs=0.5)
-    torch.manual_seed(config.seed)
     card_b, video_model, geometry = zoo_teacher(dataset, trainer="image-teacher")
+    torch.manual_seed(config.seed)  # after loading the video model, whose init draws random numbers
     splits = {s: FrameSet(create_dataset(dataset, split=s, **geometry), frames_per_clip) for s in ("train", "val")}
     heads = head_size(splits["train"])
     model = VideoViT(image_config(video_model.config, heads))
@@ -200,11 +188,7 @@ def train_image_teacher(dataset: str, *, out: str | Path, config=None, frames_pe
     t0 = time.perf_counter()
     result = fit(model, splits["train"], validate=validate, metric=metric, out=work, config=config, card=card,
                  forward=lambda m, batch, gen: m(batch["video"]), progress=progress)
-    best = VideoViT(model.config)
-    from safetensors.torch import load_file
-
-    best.load_state_dict(load_file(str(work)))
-    best.eval()
+    best = load_image_teacher(str(work)).vit  # the best epoch, read as users will read it
     card.update(train=asdict(config), best_epoch=result.best_epoch, history=result.history,
                 train_seconds=round(time.perf_counter() - t0, 1), val_frames=validate(best),
                 env=collect_environment(torch.device("cpu")))
