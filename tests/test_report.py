@@ -70,6 +70,14 @@ def test_report_command_writes_markdown_and_figures(tmp_path):
     text = (tmp_path / "out" / "report.md").read_text()
     assert "| synth-motion | 1.10× |" in text and "### synth-motion (top1)" in text and "cpu-x" in text
     assert (tmp_path / "out" / "accuracy_vs_gflops.png").exists() and "![accuracy_vs_gflops]" in text
+    # One selection picture per method that reduces (random), on the reported synthetic dataset.
+    assert "![viz_random](viz_random.png)" in text and (tmp_path / "out" / "viz_random.png").exists()
+    assert "random at P = 0.5: 144 of 288 tokens kept" in text and "viz_none" not in text
+    page = (tmp_path / "out" / "report.html").read_text()
+    assert page.count('src="data:image/png;base64,') == text.count("![")  # every figure embedded
+    assert "<th>method</th>" in page and "<h3>synth-motion (top1)</h3>" in page
+    quiet = CliRunner().invoke(cli, ["report", "--results", str(path), "--out", str(tmp_path / "q"), "--no-viz"])
+    assert quiet.exit_code == 0 and not list((tmp_path / "q").glob("viz_*"))
     bad = CliRunner().invoke(cli, ["report", "--results", str(path), "--methods", "lookwhen"])
     assert bad.exit_code == 2 and "no results with method 'lookwhen'" in bad.stderr
 
@@ -85,8 +93,28 @@ def test_committed_report_rebuilds_from_the_committed_records(tmp_path, monkeypa
     hint = "rebuild it: tokbench report --results results/synthetic --out reports/synthetic"
     assert (tmp_path / "report.md").read_text() == (root / "reports" / "synthetic" / "report.md").read_text(), hint
     committed = root / "reports" / "synthetic"
-    assert sorted(p.name for p in tmp_path.glob("*.png")) == sorted(p.name for p in committed.glob("*.png"))
+    readme_picture = "viz_lookwhen_p0.1.png"  # the README's (tokbench viz ... --p-ratio 0.1 --out reports/synthetic/...)
+    assert sorted([p.name for p in tmp_path.glob("*.png")] + [readme_picture]) == sorted(
+        p.name for p in committed.glob("*.png"))
     readme = (root / "README.md").read_text()
     for line in (root / "reports" / "synthetic" / "report.md").read_text().splitlines():
         if line.startswith("- lookwhen Pareto-dominates"):
             assert line in readme, "the README quotes the committed report's dominance summary"
+
+
+def test_html_page_of_report_markdown(tmp_path):
+    from tokbench.report.html import markdown_to_html, write_html
+
+    (tmp_path / "f.png").write_bytes(b"\x89PNG fake")
+    md = ("# Title <x>\n\nSome *text* with `a<b` and **bold**.\nSame paragraph.\n\n- one\n- two\n\n"
+          "| m | acc |\n|---|---:|\n| a | 1.0 |\n\n![f](f.png)\n\n![gone](missing.png)\n")
+    body = markdown_to_html(md, tmp_path)
+    assert "<h1>Title &lt;x&gt;</h1>" in body
+    assert "<p>Some <em>text</em> with <code>a&lt;b</code> and <strong>bold</strong>. Same paragraph.</p>" in body
+    assert "<ul>\n<li>one</li>\n<li>two</li>\n</ul>" in body
+    assert "<thead><tr><th>m</th><th>acc</th></tr></thead>" in body and "<tr><td>a</td><td>1.0</td></tr>" in body
+    assert 'src="data:image/png;base64,iVBORyBmYWtl"' in body  # base64 of the file's bytes
+    assert 'src="missing.png"' in body  # a missing image stays a link
+    (tmp_path / "report.md").write_text(md)
+    page = write_html(tmp_path / "report.md").read_text()
+    assert page.startswith("<!DOCTYPE html>") and "<title>Title &lt;x&gt;</title>" in page

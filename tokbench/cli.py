@@ -405,6 +405,50 @@ def preview_cmd(dataset: str, out: Path, split: str | None, clips: int, data_roo
     click.echo(str(path))
 
 
+@cli.command("viz")
+@click.option("--method", "spec", required=True, help="One method spec, e.g. lookwhen or 'tome(r=4)'.")
+@click.option("--dataset", required=True, help="Dataset the clip comes from (see 'tokbench ls datasets').")
+@click.option("--p-ratio", "p_ratio", required=True, help="One P-Ratio (fraction of tokens kept), e.g. 0.1.")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="PNG file to write.")
+@click.option("--clip", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Index of the clip in the evaluation split.")
+@click.option("--backbone", default=None, help="Backbone variant [default: synth_tiny with the zoo weights for the "
+                                               "synthetic suite].")
+@click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
+              help="Local weights of the backbone [default: zoo for a synthetic dataset].")
+@click.option("--data-root", type=click.Path(path_type=Path), default=None, help="Folder of a real dataset.")
+@click.option("--split", default=None, help="Split to draw from [default: the dataset's evaluation split].")
+def viz_cmd(spec, dataset, p_ratio, out, clip, backbone, checkpoint, data_root, split) -> None:
+    """Draw which tokens a method keeps on one clip: the clip's frames (one per tubelet) and,
+    under them, the kept tokens with the dropped ones faded (the LookWhen paper's diving
+    figure) or, for merging methods (ToMe, vid-TLDR), each merge group after the last block
+    painted with its mean colour. The method runs exactly as in 'tokbench run' (same
+    weights, calibration and selection).
+
+    \b
+    Example:
+      tokbench viz --method lookwhen --dataset synth-gesture --p-ratio 0.1 --out lookwhen.png
+      tokbench viz --method tome --dataset synth-motion --p-ratio 0.5 --clip 3 --out tome.png
+    """
+    from tokbench.benchmark.spec import parse_p_ratios
+    from tokbench.viz import caption, draw, select_on_clip
+
+    ratios = parse_p_ratios(p_ratio)
+    if len(ratios) != 1:
+        raise TokbenchError(f"--p-ratio {p_ratio!r}: viz draws one P-Ratio, e.g. 0.1")
+    from tokbench.zoo import zoo_datasets
+
+    synthetic = dataset in zoo_datasets()
+    if checkpoint is None and backbone is None and synthetic:
+        checkpoint = "zoo"
+    frames, selection, facts = select_on_clip(
+        spec, ratios[0], dataset, clip=clip, backbone=backbone or "synth_tiny", checkpoint=_check_checkpoint(checkpoint),
+        data_root=str(data_root) if data_root else None, split=split)
+    title = caption(facts, selection, dataset=dataset, p_ratio=ratios[0])
+    click.echo(str(draw(frames, selection, out, patch=facts["patch"], title=title)))
+    click.echo(title, err=True)
+
+
 # -- shared options ----------------------------------------------------------------------
 
 def _sweep_options(func):
@@ -750,20 +794,73 @@ def _filtered_results(results_dir: Path, datasets, methods_, protocol, backbone)
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("reports"), show_default=True,
               help="Where to write report.md and its figures.")
 @_result_filters
-def report_cmd(results_dir: Path, out_dir: Path, datasets, methods_, protocol, backbone) -> None:
-    """Write a Markdown report: the figures, which method Pareto-dominates which (the
+@click.option("--viz/--no-viz", default=True, show_default=True,
+              help="Draw one selection picture per method (tokbench viz) on a clip of --viz-dataset.")
+@click.option("--viz-dataset", default=None,
+              help="Synthetic dataset of the pictures [default: synth-gesture if reported, else the first].")
+@click.option("--viz-p-ratio", type=click.FloatRange(0, 1, min_open=True), default=0.5, show_default=True,
+              help="P-Ratio of the pictures (0.5 is reachable by every built-in method on the zoo models).")
+def report_cmd(results_dir: Path, out_dir: Path, datasets, methods_, protocol, backbone, viz, viz_dataset,
+               viz_p_ratio) -> None:
+    """Write a report as Markdown (report.md) and as one self-contained HTML page
+    (report.html, figures embedded): the figures, which method Pareto-dominates which (the
     papers' "A Pareto-dominates B on 4 of 6 panels"), speedup at equal accuracy against the
-    full model, per-dataset tables (accuracy, GFLOPs, clips/s, tokens, Pareto membership)
-    and the environment of the runs.
+    full model, a picture per method of the tokens it keeps on one clip, per-dataset tables
+    (accuracy, GFLOPs, clips/s, tokens, Pareto membership) and the environment of the runs.
 
     \b
     Example:
       tokbench report --results results --out reports
+      tokbench report --results results/synthetic --out reports/synthetic   # the committed report
     """
     from tokbench.report.document import write_report
 
     df = _filtered_results(results_dir, datasets, methods_, protocol, backbone)
-    click.echo(str(write_report(df, out_dir, source=str(results_dir))))
+    pictures, note = _report_pictures(df, out_dir, viz_dataset, viz_p_ratio) if viz else ([], None)
+    path = write_report(df, out_dir, source=str(results_dir), pictures=pictures, picture_note=note)
+    click.echo(str(path))
+    click.echo(str(path.with_suffix(".html")))
+
+
+def _report_pictures(df, out_dir: Path, dataset: str | None, p_ratio: float) -> tuple[list, str | None]:
+    """``tokbench viz`` for every reported method on clip 0 of a synthetic dataset (the
+    pictures need the model, which only the zoo provides offline)."""
+    import re
+
+    from tokbench.errors import UnreachableError
+    from tokbench.methods import METHODS, parse_method_spec
+    from tokbench.viz import caption, draw, select_on_clip
+    from tokbench.zoo import zoo_datasets
+
+    reported = sorted(d for d in df.get("dataset", []).dropna().unique()) if "dataset" in df else []
+    zoo = set(zoo_datasets())
+    if dataset is None:
+        dataset = "synth-gesture" if "synth-gesture" in reported else next((d for d in reported if d in zoo), None)
+    if dataset is None or dataset not in zoo:
+        return [], ("No selection pictures: they run the model, and only the synthetic suite's zoo models are "
+                    "found offline; draw one with 'tokbench viz --checkpoint ...'.")
+    ok = df[(df["status"] == "ok")] if "status" in df else df
+    pictures, skipped = [], []
+    specs = sorted(set(ok["method_id"].dropna()))
+    for spec in specs:
+        name, _ = parse_method_spec(spec)
+        if name not in METHODS or not METHODS.get(name).uses_p_ratio:
+            continue  # the full model keeps everything; an unloaded plug-in cannot run
+        try:
+            frames, selection, facts = select_on_clip(spec, p_ratio, dataset, checkpoint="zoo")
+        except UnreachableError:
+            skipped.append(spec)
+            continue
+        text = caption(facts, selection, dataset=dataset, p_ratio=p_ratio)
+        slug = re.sub(r"[^A-Za-z0-9+]+", "-", spec).strip("-").lower()  # lite++ stays apart from lite
+        pictures.append((draw(frames, selection, out_dir / f"viz_{slug}.png", patch=facts["patch"], title=text), text))
+        click.echo(f"viz: {text}", err=True)
+    note = (f"Clip 0 of {dataset} at P = {p_ratio:g} (`tokbench viz --method M --dataset {dataset} --p-ratio "
+            f"{p_ratio:g}`): top row the frames (one per tubelet), bottom row the tokens after the last block, "
+            "dropped ones faded, merge groups in their mean colour.")
+    if skipped:
+        note += f" Not drawn (P = {p_ratio:g} unreachable): {', '.join(skipped)}."
+    return pictures, note
 
 
 @cli.command("plot")

@@ -58,6 +58,10 @@ class Tokens:
             all ones. Used for proportional attention and size-weighted pooling.
         mask: (B, N) bool, ``True`` for real tokens and ``False`` for padding in
             variable-length batches; ``None`` when every token is real.
+        source: (B, N, N0) which of the N0 original patches each token holds (rows of
+            prefix tokens are zero), or ``None``: tracked only when asked for
+            (:meth:`VideoViT.trace_tokens`, for ``tokbench viz``), as ToMe's ``trace_source``.
+            Dropping gathers rows; merging adds them.
     """
 
     x: Tensor
@@ -65,6 +69,7 @@ class Tokens:
     n_prefix: int = 0
     size: Tensor | None = None
     mask: Tensor | None = None
+    source: Tensor | None = None
 
     @property
     def n_patches(self) -> int:
@@ -77,19 +82,18 @@ class Tokens:
     def keep(self, idx: Tensor) -> Tokens:
         """Keep the patch tokens at positions ``idx`` (B, K) of the current patch tokens.
 
-        Prefix tokens are always kept, in front. ``size`` and ``mask`` follow the tokens.
+        Prefix tokens are always kept, in front. ``size``, ``mask`` and ``source`` follow the tokens.
         """
         p = self.n_prefix
         x = gather_tokens(self.x[:, p:], idx)
-        size = mask = None
-        if self.size is not None:
-            size = torch.cat([self.size[:, :p], gather_tokens(self.size[:, p:], idx)], dim=1)
-        if self.mask is not None:
-            mask = torch.cat([self.mask[:, :p], gather_tokens(self.mask[:, p:], idx)], dim=1)
+        def follow(t: Tensor | None) -> Tensor | None:
+            return None if t is None else torch.cat([t[:, :p], gather_tokens(t[:, p:], idx)], dim=1)
+
         return Tokens(
             x=torch.cat([self.x[:, :p], x], dim=1) if p else x,
             index=self.index.gather(1, idx),
             n_prefix=p,
-            size=size,
-            mask=mask,
+            size=follow(self.size),
+            mask=follow(self.mask),
+            source=follow(self.source),
         )

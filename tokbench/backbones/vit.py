@@ -300,14 +300,27 @@ class VideoViT(nn.Module):
         pooled = x.mean(1) if weight is None else (x * weight).sum(1) / weight.sum(1)
         return self.fc_norm(pooled)
 
-    def _run(self, video: Tensor, method: Method | None, clip_ids: Tensor | None,
-             labels: Tensor | None, count: bool) -> tuple[Tensor, Tensor | None]:
+    def _embedded(self, video: Tensor, method: Method, clip_ids: Tensor | None, labels: Tensor | None, *,
+                  track_source: bool = False) -> Tokens:
+        """Checked input -> embedded tokens after the method's ``after_embed``."""
         self.check_input(video)
-        method = IDENTITY if method is None else method
         if clip_ids is None:
             clip_ids = torch.arange(video.shape[0], device=video.device)
         clips = Clips(video=video, ids=clip_ids, labels=labels)
-        tokens = method.after_embed(self.embed(clips, method), clips)
+        tokens = self.embed(clips, method)
+        if track_source:
+            p = tokens.n_prefix
+            one_hot = F.one_hot(tokens.index, self.num_patches).to(tokens.x.dtype)
+            if tokens.mask is not None:  # padding holds no patch
+                one_hot = one_hot * tokens.mask[:, p:, None].to(one_hot.dtype)
+            tokens = tokens.replace(source=torch.cat([one_hot.new_zeros(one_hot.shape[0], p, self.num_patches),
+                                                      one_hot], dim=1))
+        return method.after_embed(tokens, clips)
+
+    def _run(self, video: Tensor, method: Method | None, clip_ids: Tensor | None,
+             labels: Tensor | None, count: bool) -> tuple[Tensor, Tensor | None]:
+        method = IDENTITY if method is None else method
+        tokens = self._embedded(video, method, clip_ids, labels)
         if tokens.mask is not None and method.variable_length == "split":
             # Clips that keep as many tokens run together, each group at its own length: no
             # padding computed (measured faster than padded batches on the CPU; see
@@ -331,6 +344,20 @@ class VideoViT(nn.Module):
                 counts.append(_token_count(tokens))
             tokens = self.block_forward(layer, tokens, method)
         return self.pool(tokens, size_weighted=method.size_weighted_pool), torch.stack(counts, dim=1) if count else None
+
+    def trace_tokens(
+        self, video: Tensor, method: Method | None = None, *,
+        clip_ids: Tensor | None = None, labels: Tensor | None = None,
+    ) -> Tokens:
+        """The tokens leaving the last block, with ``source`` (B, N, num_patches) tracked:
+        row i says which original patches token i holds (one for a kept token, its whole
+        group for a merged one; padding and prefix rows are zero). For ``tokbench viz``;
+        slower than :meth:`forward` by the (N x num_patches) bookkeeping."""
+        method = IDENTITY if method is None else method
+        tokens = self._embedded(video, method, clip_ids, labels, track_source=True)
+        for layer in range(len(self.blocks)):
+            tokens = self.block_forward(layer, tokens, method)
+        return tokens
 
     def forward_features(
         self, video: Tensor, method: Method | None = None, *,

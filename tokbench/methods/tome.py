@@ -53,7 +53,9 @@ def merge_tokens(tokens: Tokens, metric: Tensor, r: int, *, src_weight_fn=None) 
     # Original positions: prefix tokens carry -1; a merged token keeps its B token's.
     pad = torch.full((tokens.index.shape[0], p), -1, dtype=tokens.index.dtype, device=tokens.index.device)
     index = matching.keep_dst(torch.cat([pad, tokens.index], dim=1))[:, p:]
-    return Tokens(x=x, index=index, n_prefix=p, size=size)
+    # Membership adds up whatever the mass weights (vid-TLDR's background still joins its group).
+    source = None if tokens.source is None else matching.merge(tokens.source)
+    return Tokens(x=x, index=index, n_prefix=p, size=size, source=source)
 
 
 @register_method("tome")

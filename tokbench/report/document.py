@@ -1,5 +1,6 @@
 """``tokbench report``: a Markdown report of a results folder (figures, dominance summary,
-speedup at equal accuracy, per-dataset tables, environment). No torch."""
+speedup at equal accuracy, selection pictures, per-dataset tables, environment) and the same
+page as self-contained HTML. No torch (the pictures are drawn by the caller)."""
 
 from __future__ import annotations
 
@@ -24,8 +25,15 @@ def _environment(df: pd.DataFrame) -> list[str]:
     return lines
 
 
-def write_report(df: pd.DataFrame, out_dir: str | Path, *, source: str = "results") -> Path:
-    """Write ``report.md`` (and the figures it shows) to ``out_dir``; returns its path.
+def write_report(df: pd.DataFrame, out_dir: str | Path, *, source: str = "results",
+                 pictures: list[tuple[Path, str]] = (), picture_note: str | None = None) -> Path:
+    """Write ``report.md``, the figures it shows and ``report.html`` (the same page,
+    self-contained) to ``out_dir``; returns the Markdown path.
+
+    Args:
+        pictures: (PNG path in ``out_dir``, caption) of each method's selection picture
+            (``tokbench viz``), drawn by the caller since they need the models.
+        picture_note: a line about the pictures (which clip, or why there are none).
 
     Raises:
         TokbenchError: no records with accuracy to report.
@@ -74,6 +82,11 @@ def write_report(df: pd.DataFrame, out_dir: str | Path, *, source: str = "result
                 s = None if ref.empty else speedup_at_equal_accuracy(panel[panel["method"] == m], ref)
                 cells.append("–" if s is None else f"{s:.2f}×")
             lines.append(f"| {dataset} | " + " | ".join(cells) + " |")
+    if pictures or picture_note:
+        lines += ["", "## What each method keeps", ""]
+        lines += [picture_note, ""] if picture_note else []
+        for path, text in pictures:
+            lines += [f"![{path.stem}]({path.name})", "", text, ""]
     lines += ["", "## Per dataset", ""]
     for dataset, panel in ok.groupby("dataset"):
         metric = panel["accuracy_metric"].dropna().iloc[0]
@@ -82,4 +95,7 @@ def write_report(df: pd.DataFrame, out_dir: str | Path, *, source: str = "result
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "report.md"
     path.write_text("\n".join(lines))
+    from tokbench.report.html import write_html
+
+    write_html(path)
     return path

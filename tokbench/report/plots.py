@@ -118,7 +118,9 @@ def _save(fig, out_dir: str | Path, stem: str) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / f"{stem}.{suffix}" for suffix in ("png", "pdf")]
     for path in paths:
-        fig.savefig(path, dpi=150)
+        # No creation date: regenerating a report from the same records gives the same files.
+        metadata = {"CreationDate": None} if path.suffix == ".pdf" else {}
+        fig.savefig(path, dpi=150, metadata=metadata)
     plt.close(fig)
     return paths
 
