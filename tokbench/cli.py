@@ -61,8 +61,11 @@ def _split(text: str) -> tuple[str, ...]:
 
 @click.group(cls=TokbenchGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
+@click.option("--plugin", "plugins", multiple=True, metavar="MODULE",
+              help="Load methods from a local module or .py file (repeatable; also TOKBENCH_PLUGINS=a,b). "
+                   "Installed packages declaring the 'tokbench.methods' entry point load by themselves.")
 @click.version_option(package_name="tokbench")
-def cli(debug: bool) -> None:
+def cli(debug: bool, plugins: tuple[str, ...]) -> None:
     """tokbench: a benchmark suite for video token reduction.
 
     Puts token-reduction methods around the same video backbones, sweeps the keep ratio
@@ -73,10 +76,14 @@ def cli(debug: bool) -> None:
     Example:
       tokbench run --backbone videomae_s --methods none,random --p-ratio 0.1:0.9
       tokbench plot --results results --out reports
+      tokbench --plugin my_methods run --smoke --methods mine,random   # your own method
     """
     import logging
 
+    from tokbench.plugins import load_plugins
+
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    load_plugins(plugins, warn=lambda line: click.echo(f"tokbench: warning: {line}", err=True))
 
 
 # -- ls --------------------------------------------------------------------------------
@@ -109,6 +116,7 @@ def ls_cmd(what: str, fmt: str, verbose: bool) -> None:
 
 def _method_rows() -> list[dict]:
     from tokbench.methods import METHODS
+    from tokbench.plugins import method_origin
 
     rows = []
     for name in METHODS.names():
@@ -119,6 +127,7 @@ def _method_rows() -> list[dict]:
             "name": name, "aliases": ",".join(METHODS.aliases_of(name)),
             "summary": doc[0] if doc else "", "options": ", ".join(f"{k}={v!r}" for k, v in defaults.items()),
             "uses_p_ratio": cls.uses_p_ratio, "privileged": cls.privileged, "embeds": cls.embeds,
+            "origin": method_origin(cls),
         })
     return rows
 

@@ -243,6 +243,8 @@ def _check_buildable(spec: str, p_ratio: float) -> None:
 
 
 def _base_record(cell: Cell, sweep: Sweep, run_id: str, env: dict) -> dict[str, Any]:
+    from tokbench.plugins import method_origin
+
     c = cell.config
     cls = METHODS.get(cell.method_name)
     return {
@@ -252,7 +254,7 @@ def _base_record(cell: Cell, sweep: Sweep, run_id: str, env: dict) -> dict[str, 
         "frames": c.num_frames, "img_size": c.img_size, "tubelet": c.tubelet_size,
         "patch": c.patch_size, "num_patches": c.num_patches, "embed_dim": c.embed_dim,
         "depth": c.depth, "dataset": cell.dataset, "split": cell.split, "protocol": sweep.protocol, "seed": sweep.seed,
-        "method": cell.method_name, "method_id": cell.method_id,
+        "method": cell.method_name, "method_id": cell.method_id, "method_origin": method_origin(cls),
         "method_params": cell.method_params, "privileged": cls.privileged, "embeds": cls.embeds,
         "p_ratio": cell.p_ratio, "metrics": list(sweep.metrics),
         # The kernel that actually ran: a method needing attention probabilities forces it.
