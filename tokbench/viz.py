@@ -141,7 +141,8 @@ def draw(frames: np.ndarray, selection: Selection, out: str | Path, *, patch: in
 
 
 def select_on_clip(spec: str, p_ratio: float, dataset: str, *, clip: int = 0, backbone: str = "synth_tiny",
-                   checkpoint: str | None = "zoo", data_root: str | None = None, split: str | None = None) -> tuple[np.ndarray, Selection, dict]:
+                   checkpoint: str | None = "zoo", data_root: str | None = None,
+                   split: str | None = None) -> tuple[np.ndarray, Selection, dict]:
     """Run method ``spec`` at ``p_ratio`` on clip ``clip`` of ``dataset`` the way ``tokbench
     run`` would (same model, bind, setup and calibration), tracking token sources.
 

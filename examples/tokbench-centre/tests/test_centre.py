@@ -1,9 +1,9 @@
 """The centre method by hand, and through tokbench's backbone like any built-in."""
 
 import pytest
+import tokbench_centre  # noqa: F401 - registers "centre"
 import torch
 
-import tokbench_centre  # noqa: F401 - registers "centre"
 from tokbench.backbones import create_backbone
 from tokbench.methods import build_method, method_id
 from tokbench.tokens import Clips

@@ -52,7 +52,7 @@ class Centre(SelectionMethod):
     def scores(self, clips: Clips, tokens: Tokens | None, num_patches: int) -> Tensor:
         """(B, num_patches) scores: the rank of each tubelet, nearest the focus highest."""
         T, H, W = self._grid
-        if T * H * W != num_patches:
+        if num_patches != T * H * W:
             raise ValueError(f"grid {self._grid} does not match {num_patches} patches")
         ys = (torch.arange(H, dtype=torch.float64) + 0.5) / H - self.centre_y
         xs = (torch.arange(W, dtype=torch.float64) + 0.5) / W - self.centre_x
