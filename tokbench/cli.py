@@ -9,6 +9,7 @@ and ``plot`` never imports torch.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -497,6 +498,34 @@ def _check_checkpoint(path: Path | None) -> str | None:
     return str(path)
 
 
+def _launcher_options(func):
+    """Options of ``tokbench run --launcher submitit``."""
+    for option in reversed([
+        click.option("--launcher", type=click.Choice(["local", "submitit"]), default="local", show_default=True,
+                     help="local: measure in this process (or under torchrun, sharded). submitit: submit the cells "
+                          "not yet stored as a SLURM job array; every job writes to the same --results."),
+        click.option("--jobs", type=click.IntRange(min=1), default=None,
+                     help="submitit: jobs in the array [default: one per 8 cells, at most 64]."),
+        click.option("--slurm-partition", default=None, help="submitit: SLURM partition."),
+        click.option("--slurm-gpus-per-node", type=click.IntRange(min=0), default=0, show_default=True,
+                     help="submitit: GPUs per job."),
+        click.option("--slurm-cpus-per-task", type=click.IntRange(min=1), default=8, show_default=True),
+        click.option("--slurm-time", type=click.IntRange(min=1), default=240, show_default=True,
+                     help="submitit: time limit per job, minutes."),
+        click.option("--slurm-mem-gb", type=click.IntRange(min=1), default=None, help="submitit: memory per job."),
+        click.option("--slurm-account", default=None, help="submitit: SLURM account."),
+        click.option("--slurm-array-parallelism", type=click.IntRange(min=1), default=32, show_default=True,
+                     help="submitit: jobs of the array running at once."),
+        click.option("--submitit-folder", type=click.Path(path_type=Path), default=None,
+                     help="submitit: job scripts and logs [default: RESULTS/submitit]."),
+        click.option("--submitit-cluster", type=click.Choice(["auto", "slurm", "local", "debug"]), default="auto",
+                     show_default=True, help="submitit: auto = SLURM when sbatch exists, else local processes."),
+        click.option("--wait", is_flag=True, help="submitit: wait for the jobs, then print the summary."),
+    ]):
+        func = option(func)
+    return func
+
+
 # -- run ---------------------------------------------------------------------------------
 
 @cli.command("run")
@@ -526,9 +555,13 @@ def _check_checkpoint(path: Path | None) -> str | None:
 @click.option("--name", default="sweep", show_default=True, help="Label for this run's results file.")
 @click.option("--retry-failed", is_flag=True, help="Re-run cells stored with status error or oom.")
 @click.option("--smoke", is_flag=True, help="A tiny slice: 16 clips per dataset, P 0.25 and 0.75, 2 timed repeats.")
+@click.option("--compile", "compile_", is_flag=True,
+              help="Time a torch.compile'd model (recorded as 'compiled'; accuracy and FLOPs are unchanged).")
+@_launcher_options
 def run_cmd(backbones, methods, p_ratio, checkpoint, num_classes, datasets, data_root, split, limit, eval_batch_size,
             workers, metrics, protocol, train_limit, device, dtype, batch_size, warmup, repeats, seed, results_dir, name,
-            retry_failed, smoke) -> None:
+            retry_failed, smoke, compile_, launcher, jobs, slurm_partition, slurm_gpus_per_node, slurm_cpus_per_task, slurm_time,
+            slurm_mem_gb, slurm_account, slurm_array_parallelism, submitit_folder, submitit_cluster, wait) -> None:
     """Measure a sweep: datasets x backbones x methods x P-Ratios.
 
     With no options this is the benchmark on the embedded default: the six synthetic
@@ -599,18 +632,78 @@ def run_cmd(backbones, methods, p_ratio, checkpoint, num_classes, datasets, data
         num_classes=num_classes, name=name, datasets=dataset_names,
         data_root=str(data_root) if data_root else None, split=split, limit=limit,
         eval_batch_size=eval_batch_size, num_workers=workers, protocol=protocol, train_limit=train_limit,
+        compile=compile_,
     )
     cells = plan(sweep)  # validates everything before the store is touched
+    if launcher == "submitit":
+        return _submit(sweep, cells, results_dir, retry_failed, jobs=jobs, folder=submitit_folder,
+                       cluster=None if submitit_cluster == "auto" else submitit_cluster, wait=wait, slurm=dict(
+                           partition=slurm_partition, gpus_per_node=slurm_gpus_per_node, cpus_per_task=slurm_cpus_per_task,
+                           timeout_min=slurm_time, mem_gb=slurm_mem_gb, account=slurm_account,
+                           array_parallelism=slurm_array_parallelism))
+    main = os.environ.get("RANK", "0") == "0"  # under torchrun only rank 0 talks and writes
     data = f"{', '.join(d for d in sweep.datasets if d)} x " if datasets is not None else ""
-    click.echo(f"tokbench run: {len(cells)} cells ({data}{', '.join(sweep.backbones)} x {len(sweep.methods)} methods x "
-               f"{len(sweep.p_ratios)} P-Ratios), metrics {', '.join(sweep.metrics)}", err=True)
-    result = run_sweep(sweep, results_dir=results_dir, retry_failed=retry_failed, progress=_progress)
+    if main:
+        click.echo(f"tokbench run: {len(cells)} cells ({data}{', '.join(sweep.backbones)} x {len(sweep.methods)} methods "
+                   f"x {len(sweep.p_ratios)} P-Ratios), metrics {', '.join(sweep.metrics)}", err=True)
+    try:
+        result = run_sweep(sweep, results_dir=results_dir, retry_failed=retry_failed, progress=_progress)
+    finally:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
     if result.skipped:
         click.echo(f"skipped {result.skipped} cells already in {results_dir} (resume)", err=True)
     if result.path:
         click.echo(f"wrote {len(result.records)} records to {result.path}", err=True)
     if result.records:
         click.echo(_summary(result.records))
+
+
+def _submit(sweep, cells, results_dir: Path, retry_failed: bool, *, jobs, folder, cluster, wait, slurm) -> int:
+    """``--launcher submitit``: the cells not yet stored, as a job array."""
+    import math
+
+    from tokbench.benchmark.launch import SlurmOptions, submit
+    from tokbench.store import finished_cells
+
+    done = finished_cells(results_dir / "runs", retry_failed=retry_failed)
+    todo = [c.key for c in cells if c.key not in done]
+    if not todo:
+        click.echo(f"nothing to submit: all {len(cells)} cells are in {results_dir}", err=True)
+        return 0
+    jobs = jobs or max(1, min(64, math.ceil(len(todo) / 8)))
+    folder = folder or results_dir / "submitit"
+    plugins = list(click.get_current_context().find_root().params.get("plugins") or ())
+    submitted = submit(sweep, results_dir, todo, jobs=jobs, folder=folder, cluster=cluster,
+                       slurm=SlurmOptions(**slurm), plugins=plugins, retry_failed=retry_failed)
+    click.echo(f"submitted {len(submitted)} job(s) for {len(todo)} of {len(cells)} cells "
+               f"(first job {submitted[0].job_id}); logs in {folder}; records go to {results_dir}/runs; "
+               "submit the same command again to resume", err=True)
+    if not wait:
+        return 0
+    failed, written, statuses = [], 0, {}
+    for job in submitted:
+        try:
+            out = job.result()
+        except Exception as e:  # noqa: BLE001 - a dead job is reported; its cells stay to resume
+            failed.append(f"{job.job_id}: {_one_line(str(e)).splitlines()[0][:200]}")
+            continue
+        written += out["written"]
+        for status, count in out["statuses"].items():
+            statuses[status] = statuses.get(status, 0) + count
+    counts = ", ".join(f"{n} {s}" for s, n in sorted(statuses.items())) or "none"
+    click.echo(f"jobs done: {written} records written ({counts}); {len(failed)} job(s) failed", err=True)
+    for line in failed:
+        click.echo(f"  failed job {line}", err=True)
+    from tokbench.store import load_records
+
+    keys = set(todo)
+    records = [r for r in load_records(results_dir / "runs") if r.get("cell_id") in keys]
+    if records:
+        click.echo(_summary(records))
+    return 1 if failed else 0
 
 
 def _progress(cells):

@@ -22,7 +22,7 @@ from tokbench.data.batching import collate_clips
 from tokbench.data.metrics import average_views, compute_metrics
 from tokbench.methods.base import Method
 
-__all__ = ["Accuracy", "evaluate", "head_size"]
+__all__ = ["Accuracy", "Predictions", "evaluate", "head_size", "merge_predictions", "predict", "score"]
 
 
 @dataclass
@@ -45,10 +45,95 @@ def head_size(dataset) -> int:
     return dataset.num_classes
 
 
+@dataclass
+class Predictions:
+    """View-averaged logits of some videos, with what scoring needs.
+
+    Attributes:
+        logits: (n, outputs) float32 on the CPU. labels: (n,) or (n, classes).
+        index: (n,) each video's position in the dataset (sorts gathered shards).
+        verbs, nouns: (n,) for verb+noun datasets, else ``None``.
+        skipped: ids of videos that could not be read.
+    """
+
+    logits: torch.Tensor
+    labels: torch.Tensor
+    index: torch.Tensor
+    verbs: torch.Tensor | None = None
+    nouns: torch.Tensor | None = None
+    skipped: list[str] = field(default_factory=list)
+
+
+def merge_predictions(parts: list[Predictions]) -> Predictions:
+    """Concatenate shards and sort by video index: the same tensors, in the same order, as
+    one process evaluating the whole set (so even float sums in the metrics agree)."""
+    real = [p for p in parts if p.logits.shape[0]]
+    skipped = sorted({s for p in parts for s in p.skipped})
+    if not real:
+        return Predictions(parts[0].logits, parts[0].labels, parts[0].index, skipped=skipped)
+    index = torch.cat([p.index for p in real])
+    order = index.argsort(stable=True)
+
+    def cat(name: str):
+        values = [getattr(p, name) for p in real]
+        return None if values[0] is None else torch.cat(values)[order]
+
+    return Predictions(logits=cat("logits"), labels=cat("labels"), index=index[order], verbs=cat("verbs"),
+                       nouns=cat("nouns"), skipped=skipped)
+
+
+def _gathered(world, part: Predictions | None, error: BaseException | None) -> Predictions:
+    """Every rank's predictions, or, when any rank failed, that failure raised on every rank
+    (so that no rank waits for the others and all record the same cell as failed)."""
+    report = part if error is None else ("error", type(error).__name__, str(error).splitlines()[0] if str(error) else "")
+    parts = world.all_gather(report)
+    for rank, item in enumerate(parts):
+        if isinstance(item, tuple):
+            _, kind, message = item
+            if kind == "OutOfMemoryError":
+                raise torch.cuda.OutOfMemoryError(f"rank {rank}: {message}")
+            if kind == "DataError":
+                raise DataError(message)
+            raise RuntimeError(f"rank {rank}: {kind}: {message}")
+    return merge_predictions(parts)
+
+
 def evaluate(
     model: VideoViT, method: Method, dataset, *, batch_size: int = 8, device: torch.device | None = None,
-    dtype: str = "fp32", num_workers: int = 0, progress=None,
+    dtype: str = "fp32", num_workers: int = 0, progress=None, world=None,
 ) -> Accuracy:
+    """Evaluate ``model`` running ``method`` on every item of ``dataset``; with a
+    distributed ``world`` (:mod:`tokbench.benchmark.distributed`), each rank evaluates its
+    shard and every rank returns the metrics of the whole set.
+
+    Args:
+        model: backbone in eval mode on ``device``, with ``head_size(dataset)`` outputs.
+        method: configured method (``setup`` already called).
+        dataset: a tokbench dataset (items with ``video``, ``label``, ``index``...).
+        batch_size: videos per batch (each with its views).
+        progress: optional wrapper around the batch iterator (e.g. tqdm).
+
+    Raises:
+        DataError: no video of the dataset could be read.
+    """
+    if world is None or not world.distributed:
+        return score(predict(model, method, dataset, batch_size=batch_size, device=device, dtype=dtype,
+                             num_workers=num_workers, progress=progress), dataset)
+    from tokbench.benchmark.distributed import shard
+
+    part = error = None
+    try:
+        part = predict(model, method, shard(dataset, world), batch_size=batch_size, device=device, dtype=dtype,
+                       num_workers=num_workers, progress=progress if world.is_main else None)
+    except Exception as e:  # noqa: BLE001 - reported to every rank, re-raised below
+        error = e
+    return score(_gathered(world, part, error), dataset)
+
+
+def predict(
+    model: VideoViT, method: Method, dataset, *, batch_size: int = 8, device: torch.device | None = None,
+    dtype: str = "fp32", num_workers: int = 0, progress=None,
+) -> Predictions:
     """Evaluate ``model`` running ``method`` on every item of ``dataset``.
 
     Args:
@@ -67,7 +152,7 @@ def evaluate(
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
                         collate_fn=collate_clips)
     autocast = torch.autocast(device.type, dtype=DTYPES[dtype]) if dtype != "fp32" else contextlib.nullcontext()
-    logits, labels, verbs, nouns, skipped = [], [], [], [], list(getattr(dataset, "missing", []))
+    logits, labels, indices, verbs, nouns, skipped = [], [], [], [], [], list(getattr(dataset, "missing", []))
     batches = progress(loader) if progress else loader
     with torch.inference_mode(), autocast:
         for batch in batches:
@@ -89,16 +174,29 @@ def evaluate(
             out = model(video, method, clip_ids=ids, labels=labels_in).float()
             logits.append(average_views(out, views).cpu())
             labels.append(batch["label"])
+            indices.append(batch["index"])
             if task == "verb_noun":
                 verbs.append(batch["verb"])
                 nouns.append(batch["noun"])
-    if not logits:
-        raise DataError(f"no video of {dataset.card.name} could be read ({len(skipped)} skipped)")
-    all_logits = torch.cat(logits)
+    if not logits:  # an empty shard (fewer videos than ranks), or nothing readable
+        return Predictions(logits=torch.zeros(0, 0), labels=torch.zeros(0), index=torch.zeros(0, dtype=torch.long),
+                           skipped=skipped)
+    return Predictions(logits=torch.cat(logits), labels=torch.cat(labels), index=torch.cat(indices),
+                       verbs=torch.cat(verbs) if verbs else None, nouns=torch.cat(nouns) if nouns else None,
+                       skipped=skipped)
+
+
+def score(pred: Predictions, dataset) -> Accuracy:
+    """Metrics of ``pred`` on ``dataset``'s task.
+
+    Raises:
+        DataError: no video could be read.
+    """
+    if not pred.logits.shape[0]:
+        raise DataError(f"no video of {dataset.card.name} could be read ({len(pred.skipped)} skipped)")
     kwargs = {}
-    if task == "verb_noun":
-        kwargs = dict(verbs=torch.cat(verbs), nouns=torch.cat(nouns), num_verbs=dataset.num_verbs,
-                      num_nouns=dataset.num_nouns)
-    metrics = compute_metrics(task, all_logits, torch.cat(labels), **kwargs)
-    return Accuracy(metrics=metrics, clips=all_logits.shape[0], views=views, skipped_videos=len(skipped),
-                    skipped_ids=skipped)
+    if dataset.card.task == "verb_noun":
+        kwargs = dict(verbs=pred.verbs, nouns=pred.nouns, num_verbs=dataset.num_verbs, num_nouns=dataset.num_nouns)
+    metrics = compute_metrics(dataset.card.task, pred.logits, pred.labels, **kwargs)
+    return Accuracy(metrics=metrics, clips=pred.logits.shape[0], views=getattr(dataset, "views", 1),
+                    skipped_videos=len(pred.skipped), skipped_ids=pred.skipped)

@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 
 from tokbench.backbones import BACKBONES, VideoViT, VideoViTConfig, create_backbone, resolve_config
+from tokbench.benchmark.distributed import SINGLE, World, world_from_env
 from tokbench.benchmark.environment import collect_environment, device_name, resolve_device
 from tokbench.benchmark.evaluate import evaluate, head_size
 from tokbench.benchmark.flops import cached_flops
@@ -70,6 +71,7 @@ class Sweep:
     train_limit: int | None = None  # training clips for lp/ft (default: the whole train split)
     # Content-dependent methods (RLT): clips to calibrate on (train split), clips to count
     # FLOPs on (evaluation split), and, in a cost-only sweep, the dataset that supplies them.
+    compile: bool = False  # time a torch.compile'd model (the throughput metric only)
     calibration_clips: int = 64
     flop_clips: int = 16
     content_dataset: str = "synth-motion"
@@ -150,7 +152,8 @@ def plan(sweep: Sweep) -> list[Cell]:
     throughput = "throughput" in sweep.metrics
     speed_keys = (
         {"device": device_name(device), "dtype": resolve_dtype(sweep.dtype, device),
-         "batch_size": sweep.batch_size, "warmup": sweep.warmup, "repeats": sweep.repeats}
+         "batch_size": sweep.batch_size, "warmup": sweep.warmup, "repeats": sweep.repeats,
+         **({"compile": True} if sweep.compile else {})}  # absent when off: existing cell ids stay valid
         if throughput else {}
     )
     cells: list[Cell] = []
@@ -258,7 +261,8 @@ def _base_record(cell: Cell, sweep: Sweep, run_id: str, env: dict) -> dict[str, 
         "method_params": cell.method_params, "privileged": cls.privileged, "embeds": cls.embeds,
         "p_ratio": cell.p_ratio, "metrics": list(sweep.metrics),
         # The kernel that actually ran: a method needing attention probabilities forces it.
-        "attn_impl": "explicit" if cls.attn_needs == "probs" else c.attn_impl, "compiled": False,
+        "attn_impl": "explicit" if cls.attn_needs == "probs" else c.attn_impl,
+        "compiled": sweep.compile and "throughput" in sweep.metrics,
         "env": env,
     }
 
@@ -347,22 +351,53 @@ def _prepared_method(cell: Cell, sweep: Sweep, shared: _Shared) -> Method:
     return method
 
 
-def _measure(cell: Cell, sweep: Sweep, shared: _Shared) -> dict[str, Any]:
+def _prepared_everywhere(cell: Cell, sweep: Sweep, shared: _Shared, world: World) -> Method:
+    """:func:`_prepared_method` on every rank; if any rank fails, every rank raises (an
+    unreachable P stays ``UnreachableError``), so all ranks skip the cell's collectives alike."""
+    if not world.distributed:
+        return _prepared_method(cell, sweep, shared)
+    method = error = None
+    try:
+        method = _prepared_method(cell, sweep, shared)
+    except Exception as e:  # noqa: BLE001 - shared with the other ranks below
+        error = e
+    reports = world.all_gather(None if error is None else (type(error).__name__, str(error)))
+    for rank, report in enumerate(reports):
+        if report is not None:
+            if error is not None:
+                raise error
+            kind, message = report
+            if kind == "UnreachableError":
+                raise UnreachableError(message)
+            raise RuntimeError(f"rank {rank}: {kind}: {message}")
+    return method
+
+
+def _measure(cell: Cell, sweep: Sweep, shared: _Shared, world: World = SINGLE) -> dict[str, Any]:
+    """FLOPs, accuracy and throughput of one cell. Distributed: accuracy on every rank (each
+    its shard), FLOPs and throughput on rank 0; collectives run in the same order on every
+    rank whatever fails (a rank-0 FLOP error is raised after the accuracy gather)."""
     out: dict[str, Any] = {}
     device = shared.device
-    method = _prepared_method(cell, sweep, shared)
+    method = _prepared_everywhere(cell, sweep, shared, world)
     content = method.cost_depends_on_content
-    if "flops" in sweep.metrics:
-        # Counting calls setup() again with its own backbone (meta device, or CPU per clip).
-        videos = _content_clips(cell, sweep, shared, train=False, n=sweep.flop_clips) if content else None
-        flops = cached_flops(cell.config, method, videos=videos)
-        out.update(
-            gflops=flops.gflops, gflops_std=flops.gflops_std, flop_counter=flops.counter,
-            params_m=flops.params / 1e6, tokens_per_block=flops.tokens_per_block,
-            tokens_kept=flops.tokens_per_block[0] - cell.config.n_prefix,
-            flops_by_operator=flops.by_operator,
-        )
-        method.setup(shared.model(cell))  # back on the real model (counting set it up on its own copy)
+    deferred: Exception | None = None
+    if "flops" in sweep.metrics and world.is_main:
+        try:
+            # Counting calls setup() again with its own backbone (meta device, or CPU per clip).
+            videos = _content_clips(cell, sweep, shared, train=False, n=sweep.flop_clips) if content else None
+            flops = cached_flops(cell.config, method, videos=videos)
+            out.update(
+                gflops=flops.gflops, gflops_std=flops.gflops_std, flop_counter=flops.counter,
+                params_m=flops.params / 1e6, tokens_per_block=flops.tokens_per_block,
+                tokens_kept=flops.tokens_per_block[0] - cell.config.n_prefix,
+                flops_by_operator=flops.by_operator,
+            )
+            method.setup(shared.model(cell))  # back on the real model (counting set it up on its own copy)
+        except Exception as e:  # noqa: BLE001 - raised after the other ranks' gather
+            if not world.distributed:
+                raise
+            deferred = e
     if "accuracy" in sweep.metrics:
         model = method.model(shared.model(cell))
         if sweep.protocol != "eval":  # train a probe / fine-tune with the reduction on, then evaluate that
@@ -371,9 +406,13 @@ def _measure(cell: Cell, sweep: Sweep, shared: _Shared) -> dict[str, Any]:
             torch.manual_seed(sweep.seed)
             model = adapt(sweep.protocol, model, method, shared.dataset(cell, train=True), device=device)
         acc = evaluate(model, method, shared.dataset(cell), batch_size=sweep.eval_batch_size, device=device,
-                       dtype=resolve_dtype(sweep.dtype, device), num_workers=sweep.num_workers)
+                       dtype=resolve_dtype(sweep.dtype, device), num_workers=sweep.num_workers, world=world)
         out.update(acc.metrics)
         out.update(clips=acc.clips, views=acc.views, view_averaging="logits", skipped_videos=acc.skipped_videos)
+    if deferred is not None:
+        raise deferred
+    if not world.is_main:
+        return out  # rank 0 times and writes
     if "throughput" in sweep.metrics and method.privileged:
         out["throughput_skipped"] = "privileged: the method needs the true labels, which a deployed model has not"
     elif "throughput" in sweep.metrics:
@@ -388,9 +427,16 @@ def _measure(cell: Cell, sweep: Sweep, shared: _Shared) -> dict[str, Any]:
             if content:
                 videos = _content_clips(cell, sweep, shared, train=False, n=max(sweep.batch_size, sweep.flop_clips))
                 videos = videos[: sweep.batch_size]
+            timed = method.model(shared.model(cell))
+            warmup = sweep.warmup
+            if sweep.compile:
+                # Compiled per cell (the method's hooks are part of the graph); compilation
+                # happens in the untimed warm-up passes, at least two (compile, then steady).
+                torch._dynamo.reset()
+                timed, warmup = torch.compile(timed), max(warmup, 2)
             shared.timings[key] = measure_throughput(
-                method.model(shared.model(cell)), method, batch_size=sweep.batch_size, device=device, dtype=sweep.dtype,
-                warmup=sweep.warmup, repeats=sweep.repeats, seed=sweep.seed, video=videos,
+                timed, method, batch_size=sweep.batch_size, device=device, dtype=sweep.dtype,
+                warmup=warmup, repeats=sweep.repeats, seed=sweep.seed, video=videos,
             )
         timing = shared.timings[key]
         out.update(
@@ -407,7 +453,7 @@ def _measure(cell: Cell, sweep: Sweep, shared: _Shared) -> dict[str, Any]:
 
 def run_sweep(
     sweep: Sweep, *, results_dir: str | Path = "results", retry_failed: bool = False,
-    progress: Callable[[list[Cell]], Any] | None = None,
+    progress: Callable[[list[Cell]], Any] | None = None, only: frozenset[str] | None = None,
 ) -> SweepResult:
     """Measure every cell of ``sweep`` not already stored under ``results_dir``.
 
@@ -416,29 +462,44 @@ def run_sweep(
         results_dir: the results folder; records go to ``runs/<machine>/...jsonl`` in it.
         retry_failed: re-run cells stored as ``error`` or ``oom``.
         progress: wraps the list of cells to run (e.g. ``tqdm``) and yields them.
+        only: measure only the cells with these ids (one job of a submitit array).
 
     Returns:
         The records written (one per cell) and the number of cells skipped.
     """
     cells = plan(sweep)
+    if only is not None:
+        cells = [c for c in cells if c.key in only]
     device = resolve_device(sweep.device)
+    world = world_from_env(device)
+    if world.distributed and sweep.protocol != "eval":
+        raise TokbenchError(f"--protocol {sweep.protocol} trains a model per cell, which tokbench does not shard across "
+                            "processes: run it without torchrun (or spread the cells over jobs with --launcher submitit)")
+    if world.distributed and device.type == "cuda":
+        device = torch.device("cuda", world.local_rank)  # one GPU per process
     # Only the raw runs under <results>/runs count for resume: curated copies beside them
     # (results/baseline, results/synthetic) are references, not work already done here.
-    done = finished_cells(Path(results_dir) / "runs", retry_failed=retry_failed)
+    # Under torchrun rank 0 reads the store and every rank runs its list.
+    done = world.broadcast(finished_cells(Path(results_dir) / "runs", retry_failed=retry_failed)
+                           if world.is_main else None)
     todo = [c for c in cells if c.key not in done]
     result = SweepResult(skipped=len(cells) - len(todo))
     if not todo:
         return result
     env = collect_environment(device)
     shared = _Shared(sweep, device)
-    with RunWriter(results_dir, sweep.name) as writer:
-        result.path = writer.path
-        for cell in progress(todo) if progress else todo:
-            record = _base_record(cell, sweep, writer.run_id, env)
+    writer = RunWriter(results_dir, sweep.name) if world.is_main else None
+    run_id = world.broadcast(writer.run_id if writer else None)
+    with writer or contextlib.nullcontext():
+        result.path = writer.path if writer else None
+        for cell in progress(todo) if progress and world.is_main else todo:
+            record = _base_record(cell, sweep, run_id, env)
+            if world.distributed:
+                record["distributed"] = world.describe()
             started = time.perf_counter()
             try:
                 build_method(cell.method_spec, p_ratio=cell.p_ratio)  # an unreachable P raises here
-                record.update(_measure(cell, sweep, shared))
+                record.update(_measure(cell, sweep, shared, world))
             except UnreachableError as e:
                 record.update(status="unreachable", error=str(e))
             except torch.cuda.OutOfMemoryError as e:
@@ -448,6 +509,8 @@ def run_sweep(
                 record.update(status="error", error=f"{type(e).__name__}: {e}")
                 log.debug("cell %s failed:\n%s", cell.key, traceback.format_exc())
             record["cell_seconds"] = round(time.perf_counter() - started, 3)
-            writer.append(record)
-            result.records.append(record)
+            if writer is not None:
+                writer.append(record)
+                result.records.append(record)
+    world.barrier()  # the other ranks wait for rank 0's last timing and record
     return result
