@@ -189,6 +189,31 @@ def test_error_is_recorded_and_does_not_stop_the_sweep(tmp_path, boom):
     assert len(_lines(result.path)) == 4
 
 
+class Hungry(Method):
+    """Runs out of memory the way the CPU allocator says it (a RuntimeError)."""
+
+    name = "hungry"
+
+    def after_embed(self, tokens, clips):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] . DefaultCPUAllocator: can't allocate memory: "
+                           "you tried to allocate 98304000000 bytes.\nmore detail")
+
+
+def test_out_of_memory_is_recorded_as_oom_and_retried(tmp_path):
+    from tokbench.benchmark.runner import is_out_of_memory
+
+    assert is_out_of_memory(MemoryError()) and is_out_of_memory(torch.cuda.OutOfMemoryError("CUDA out of memory"))
+    assert not is_out_of_memory(RuntimeError("kaboom")) and not is_out_of_memory(ValueError("out of memory"))
+    with METHODS.temporary("hungry", Hungry):
+        first = run_sweep(_sweep(methods=("hungry", "random"), p_ratios=(0.5,)), results_dir=tmp_path)
+        status = {k: r["status"] for k, r in _by_cell(first.records).items()}
+        assert status == {("hungry", 0.5): "oom", ("random", 0.5): "ok"}
+        oom = next(r for r in first.records if r["method"] == "hungry")
+        assert oom["error"].startswith("RuntimeError: [enforce fail") and "\n" not in oom["error"]
+        again = run_sweep(_sweep(methods=("hungry", "random"), p_ratios=(0.5,)), results_dir=tmp_path, retry_failed=True)
+    assert [(r["method"], r["status"]) for r in again.records] == [("hungry", "oom")] and again.skipped == 1
+
+
 def test_unreachable_raised_in_init_is_recorded(tmp_path):
     """A method that cannot reach a P-Ratio says so in ``__init__``; the cell is recorded as
     unreachable, never refused up front (nor clamped)."""

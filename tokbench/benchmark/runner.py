@@ -451,6 +451,15 @@ def _measure(cell: Cell, sweep: Sweep, shared: _Shared, world: World = SINGLE) -
     return out
 
 
+def is_out_of_memory(error: BaseException) -> bool:
+    """CUDA's OutOfMemoryError, Python's MemoryError, or the CPU allocator's failure (a
+    RuntimeError "DefaultCPUAllocator: can't allocate memory"): recorded as ``oom``."""
+    if isinstance(error, (torch.cuda.OutOfMemoryError, MemoryError)):
+        return True
+    text = str(error)
+    return isinstance(error, RuntimeError) and ("can't allocate memory" in text or "out of memory" in text.lower())
+
+
 def run_sweep(
     sweep: Sweep, *, results_dir: str | Path = "results", retry_failed: bool = False,
     progress: Callable[[list[Cell]], Any] | None = None, only: frozenset[str] | None = None,
@@ -502,11 +511,13 @@ def run_sweep(
                 record.update(_measure(cell, sweep, shared, world))
             except UnreachableError as e:
                 record.update(status="unreachable", error=str(e))
-            except torch.cuda.OutOfMemoryError as e:
-                record.update(status="oom", error=str(e).splitlines()[0])
-                torch.cuda.empty_cache()
             except Exception as e:  # a failed cell is recorded; it never stops the sweep
-                record.update(status="error", error=f"{type(e).__name__}: {e}")
+                if is_out_of_memory(e):
+                    record.update(status="oom", error=f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+                    if torch.cuda.is_available():
+                        torch.cuda.empty_cache()
+                else:
+                    record.update(status="error", error=f"{type(e).__name__}: {e}")
                 log.debug("cell %s failed:\n%s", cell.key, traceback.format_exc())
             record["cell_seconds"] = round(time.perf_counter() - started, 3)
             if writer is not None:
