@@ -134,18 +134,8 @@ def predict(
     model: VideoViT, method: Method, dataset, *, batch_size: int = 8, device: torch.device | None = None,
     dtype: str = "fp32", num_workers: int = 0, progress=None,
 ) -> Predictions:
-    """Evaluate ``model`` running ``method`` on every item of ``dataset``.
-
-    Args:
-        model: backbone in eval mode on ``device``, with ``head_size(dataset)`` outputs.
-        method: configured method (``setup`` already called).
-        dataset: a tokbench dataset (items with ``video``, ``label``, ``index``...).
-        batch_size: videos per batch (each with its views).
-        progress: optional wrapper around the batch iterator (e.g. tqdm).
-
-    Raises:
-        DataError: no video of the dataset could be read.
-    """
+    """View-averaged logits of every readable item of ``dataset`` (arguments as for
+    :func:`evaluate`); empty when nothing could be read (an empty shard)."""
     device = device or next(model.parameters()).device
     task = dataset.card.task
     views = getattr(dataset, "views", 1)
