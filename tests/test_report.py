@@ -118,3 +118,17 @@ def test_html_page_of_report_markdown(tmp_path):
     (tmp_path / "report.md").write_text(md)
     page = write_html(tmp_path / "report.md").read_text()
     assert page.startswith("<!DOCTYPE html>") and "<title>Title &lt;x&gt;</title>" in page
+
+
+def test_plot_and_report_use_the_newest_record_of_a_cell_measured_twice(tmp_path):
+    rows = [("none", 1.0, 0.9, "2026-01-01T00:00:00"), ("random", 0.5, 0.2, "2026-01-01T00:00:01"),
+            ("random", 0.5, 0.7, "2026-01-02T00:00:00")]  # re-measured later: 0.7 replaces 0.2
+    records = [{"status": "ok", "dataset": "synth-motion", "backbone": "synth_tiny", "method": m, "method_id": m,
+                "p_ratio": p, "gflops": 0.2 * p, "top1": a, "clips_per_s": 100 / p, "privileged": False,
+                "tokens_kept": 288 * p, "cell_id": f"{m}-{p}", "created_utc": t} for m, p, a, t in rows]
+    path = tmp_path / "r.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    r = CliRunner().invoke(cli, ["report", "--results", str(path), "--out", str(tmp_path / "out"), "--no-viz"])
+    assert r.exit_code == 0, r.output
+    text = (tmp_path / "out" / "report.md").read_text()
+    assert "2 measured cells" in text and "| random | 0.5 | 70.0 |" in text and "20.0" not in text

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import warnings
 from pathlib import Path
 
 import click
@@ -27,7 +28,9 @@ class TokbenchGroup(click.Group):
         argv = list(sys.argv[1:] if args is None else args)
         debug = "--debug" in argv
         try:
-            code = super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
+            with warnings.catch_warnings():
+                warnings.showwarning = _show_warning  # results warnings as one tokbench line
+                code = super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
             code = code if isinstance(code, int) else 0
         except click.exceptions.NoArgsIsHelpError as e:  # bare `tokbench`: show the help
             click.echo(e.ctx.get_help())
@@ -50,6 +53,20 @@ class TokbenchGroup(click.Group):
         if standalone_mode:
             sys.exit(code)
         return code
+
+
+_SHOW_WARNING = warnings.showwarning
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A damaged results line (StoreWarning) as ``tokbench: warning: FILE:LINE: ...``; other
+    warnings as Python shows them."""
+    from tokbench.store import StoreWarning
+
+    if issubclass(category, StoreWarning):
+        click.echo(f"tokbench: warning: {message}", err=True)
+    else:
+        _SHOW_WARNING(message, category, filename, lineno, file, line)
 
 
 def _one_line(message: str) -> str:
@@ -256,10 +273,10 @@ def _artifact_options(kind: str, dataset_help: str, *, epochs: int, lr: float):
 def _artifact_training(kind: str, dataset: str, out: Path | None, epochs: int, lr: float, seed: int, *,
                        batch_size: int, warmup_epochs: float):
     """(output path with its folder made, training settings, the command that reproduces them)."""
+    from tokbench.store import output_file
     from tokbench.train.loop import TrainConfig
 
-    out = out or Path("checkpoints") / kind / f"{dataset}.safetensors"
-    out.parent.mkdir(parents=True, exist_ok=True)
+    out = output_file(out or Path("checkpoints") / kind / f"{dataset}.safetensors", suffix=".safetensors")
     config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, token_drop=0.0, warmup_epochs=warmup_epochs,
                          seed=seed)
     command = f"tokbench train {kind} --dataset {dataset} --epochs {epochs} --lr {lr:g} --seed {seed} --out {out}"
@@ -635,6 +652,9 @@ def run_cmd(backbones, methods, p_ratio, checkpoint, num_classes, datasets, data
         compile=compile_,
     )
     cells = plan(sweep)  # validates everything before the store is touched
+    from tokbench.store import output_folder
+
+    output_folder(results_dir, "--results", make=False)  # a file in the way fails now, not after the first cell
     if launcher == "submitit":
         return _submit(sweep, cells, results_dir, retry_failed, jobs=jobs, folder=submitit_folder,
                        cluster=None if submitit_cluster == "auto" else submitit_cluster, wait=wait, slurm=dict(
@@ -655,6 +675,9 @@ def run_cmd(backbones, methods, p_ratio, checkpoint, num_classes, datasets, data
             dist.destroy_process_group()
     if result.skipped:
         click.echo(f"skipped {result.skipped} cells already in {results_dir} (resume)", err=True)
+    if result.claimed:
+        click.echo(f"skipped {result.claimed} cells another running sweep on {results_dir} was measuring "
+                   "(run this command again once it is done to measure any it did not finish)", err=True)
     if result.path:
         click.echo(f"wrote {len(result.records)} records to {result.path}", err=True)
     if result.records:
@@ -760,12 +783,18 @@ def flops_cmd(backbones, methods, p_ratio, checkpoint, num_classes, fmt) -> None
     from tokbench.methods import METHODS, build_method, method_id, parse_method_spec
 
     ratios = parse_p_ratios(DEFAULT_P if p_ratio is None else p_ratio)
-    backbones = backbones or "videomae_s"
+    names = _split(backbones or "videomae_s")
+    if not names:
+        raise TokbenchError("empty --backbone: give backbone names, e.g. videomae_b (see 'tokbench ls backbones')")
     specs = _methods(methods)
     ckpt = _check_checkpoint(checkpoint)
     rows = []
-    for backbone in _split(backbones):
+    for backbone in names:
         config = resolve_config(backbone, checkpoint=ckpt, num_classes=num_classes)
+        if ckpt is not None:  # counting needs no weights, but weights that do not load are bad input
+            from tokbench.backbones import create_backbone
+
+            create_backbone(backbone, checkpoint=ckpt, num_classes=config.num_classes)
         for spec in specs:
             cls = METHODS.get(parse_method_spec(spec)[0])
             reference = build_method(spec, p_ratio=1.0)
@@ -828,8 +857,12 @@ def check_cmd(baseline, results_dir, accuracy_tol, speed_band, no_speed, out, up
       tokbench check --baseline results/baseline --results /tmp/now --update   # accept the new numbers
     """
     from tokbench.report.check import compare, latest_by_cell, markdown
-    from tokbench.store import load_records, run_files
+    from tokbench.store import load_records, output_file, output_folder, run_files
 
+    if out is not None:
+        output_file(out, "--out", suffix=".md", make=False)
+    if update:
+        output_folder(baseline, "--baseline", make=False)
     current = load_records(results_dir)
     if not current:
         raise TokbenchError(f"no records under --results {results_dir}: run 'tokbench run' first")
@@ -838,7 +871,7 @@ def check_cmd(baseline, results_dir, accuracy_tol, speed_band, no_speed, out, up
         import os
         import tempfile
 
-        baseline.mkdir(parents=True, exist_ok=True)
+        output_folder(baseline, "--baseline")
         old = run_files(baseline)
         cells = latest_by_cell(current)
         with tempfile.NamedTemporaryFile("w", dir=baseline, delete=False, suffix=".tmp") as f:
@@ -861,8 +894,7 @@ def check_cmd(baseline, results_dir, accuracy_tol, speed_band, no_speed, out, up
     report = markdown(findings, counts)
     click.echo(report, nl=False)
     if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(report)
+        output_file(out, "--out", suffix=".md").write_text(report)
     return 1 if counts["regressions"] else 0
 
 
@@ -884,7 +916,12 @@ def _filtered_results(results_dir: Path, datasets, methods_, protocol, backbone)
 
     if not results_dir.exists():
         raise TokbenchError(f"results not found: {results_dir}")
-    return filter_results(load_results(results_dir), dataset=_split(datasets) if datasets else None,
+    df = load_results(results_dir)
+    if {"cell_id", "created_utc"} <= set(df.columns) and df["cell_id"].duplicated().any():
+        # A cell measured twice (a --retry-failed re-run, copies of one file): its newest record.
+        newest = df.sort_values("created_utc", kind="stable").drop_duplicates("cell_id", keep="last").index
+        df = df.loc[sorted(newest)]
+    return filter_results(df, dataset=_split(datasets) if datasets else None,
                           method=_split(methods_) if methods_ else None, protocol=(protocol,) if protocol else None,
                           backbone=_split(backbone) if backbone else None)
 
@@ -936,6 +973,10 @@ def _report_pictures(df, out_dir: Path, dataset: str | None, p_ratio: float) -> 
 
     reported = sorted(d for d in df.get("dataset", []).dropna().unique()) if "dataset" in df else []
     zoo = set(zoo_datasets())
+    if dataset is not None:
+        from tokbench.data import DATASETS
+
+        dataset = DATASETS.canonical(dataset)  # an unknown name: did-you-mean, exit 2
     if dataset is None:
         dataset = "synth-gesture" if "synth-gesture" in reported else next((d for d in reported if d in zoo), None)
     if dataset is None or dataset not in zoo:
@@ -984,7 +1025,9 @@ def plot_cmd(results_dir: Path, out_dir: Path, datasets, methods_, protocol, bac
       tokbench plot --methods lookwhen,lite,random,none --datasets synth-gesture,synth-motion
     """
     from tokbench.report.plots import plot_accuracy_vs_gflops, plot_accuracy_vs_throughput, plot_throughput_vs_gflops
+    from tokbench.store import output_folder
 
+    output_folder(out_dir, "--out", make=False)
     df = _filtered_results(results_dir, datasets, methods_, protocol, backbone)
     paths, problems = [], []
     for plot in (plot_accuracy_vs_gflops, plot_accuracy_vs_throughput, plot_throughput_vs_gflops):

@@ -8,7 +8,10 @@ message as one line and exits with status 2; library users catch it like any
 
 from __future__ import annotations
 
-__all__ = ["TokbenchError", "UnknownNameError", "CheckpointError", "SpecError", "UnreachableError"]
+__all__ = [
+    "TokbenchError", "UnknownNameError", "CheckpointError", "SpecError", "UnreachableError", "ResultsError",
+    "OutputError",
+]
 
 
 class TokbenchError(ValueError):
@@ -28,6 +31,14 @@ class CheckpointError(TokbenchError):
 
 class SpecError(TokbenchError):
     """A malformed spec string, P-Ratio range or option value."""
+
+
+class ResultsError(TokbenchError):
+    """A results file or folder with no readable record (not JSONL written by ``tokbench run``)."""
+
+
+class OutputError(TokbenchError):
+    """An output path that cannot be written: a file where a folder must be, or the reverse."""
 
 
 class UnreachableError(TokbenchError):

@@ -49,12 +49,13 @@ from typing import Any
 
 __all__ = [
     "SCHEMA_VERSION", "StoreWarning", "RunWriter", "iter_records", "load_records", "load_results",
-    "finished_cells", "run_files", "machine_name",
+    "finished_cells", "run_files", "machine_name", "output_folder", "output_file",
 ]
 
 SCHEMA_VERSION = 1
 STATUSES = ("ok", "unreachable", "oom", "error")
 DONE_STATUSES = ("ok", "unreachable")  # re-running these cannot change them
+DAMAGED = "skipped a damaged record (torn write or hand edit)"
 
 
 class StoreWarning(UserWarning):
@@ -118,9 +119,16 @@ def run_files(path: str | Path) -> list[Path]:
     return []
 
 
-def iter_records(path: str | Path) -> Iterator[dict[str, Any]]:
+def iter_records(path: str | Path, *, require_records: bool = False) -> Iterator[dict[str, Any]]:
     """Yield every readable record under ``path``; damaged lines raise a :class:`StoreWarning`
-    naming the file and line, and are skipped."""
+    naming the file and line, and are skipped.
+
+    With ``require_records``, a path whose lines are all damaged is not results at all
+    (a wrong file, or garbage): :class:`~tokbench.errors.ResultsError` instead of a warning
+    per line.
+    """
+    held: list[str] = []  # with require_records: damaged lines held until a record shows these are results
+    found = False
     for file in run_files(path):
         with open(file, encoding="utf-8", errors="replace") as f:
             for lineno, line in enumerate(f, 1):
@@ -131,16 +139,30 @@ def iter_records(path: str | Path) -> Iterator[dict[str, Any]]:
                 except ValueError:
                     record = None
                 if not isinstance(record, dict):
-                    warnings.warn(
-                        f"{file}:{lineno}: skipped a damaged record (torn write or hand edit)",
-                        StoreWarning, stacklevel=2,
-                    )
+                    if require_records and not found:
+                        held.append(f"{file}:{lineno}")
+                    else:
+                        warnings.warn(f"{file}:{lineno}: {DAMAGED}", StoreWarning, stacklevel=2)
                     continue
+                found = True
+                for where in held:
+                    warnings.warn(f"{where}: {DAMAGED}", StoreWarning, stacklevel=2)
+                held.clear()
                 yield record
+    if held:
+        from tokbench.errors import ResultsError
+
+        raise ResultsError(f"{path}: no readable record ({len(held)} damaged line(s), the first at {held[0]}); "
+                           "results are the JSONL files written by 'tokbench run'")
 
 
 def load_records(path: str | Path) -> list[dict[str, Any]]:
-    return list(iter_records(path))
+    """Every record under ``path`` (see :func:`iter_records`).
+
+    Raises:
+        ResultsError: there are files under ``path`` but not one readable record in them.
+    """
+    return list(iter_records(path, require_records=True))
 
 
 def finished_cells(path: str | Path, *, retry_failed: bool = False) -> set[str]:
@@ -158,11 +180,54 @@ def load_results(path: str | Path | Iterable[str | Path]):
 
     Nested objects become dotted columns (``env.torch_version``,
     ``method_params.seed``); lists (``tokens_per_block``, ``latency_ms``) stay lists.
+
+    Raises:
+        ResultsError: a path with files but not one readable record in them.
     """
     import pandas as pd
 
     paths = [path] if isinstance(path, (str, Path)) else list(path)
-    records = [r for p in paths for r in iter_records(p)]
+    records = [r for p in paths for r in iter_records(p, require_records=True)]
     if not records:
         return pd.DataFrame(columns=["status", "backbone", "method", "p_ratio", "gflops", "clips_per_s"])
     return pd.json_normalize(records, max_level=1)
+
+
+def output_folder(path: str | Path, option: str = "--out", *, make: bool = True) -> Path:
+    """``path`` as a folder to write into, made with its parents (``make=False``: only checked,
+    to fail before long work rather than after it).
+
+    Raises:
+        OutputError: ``path``, or a folder on the way to it, is a file (``option`` names it).
+    """
+    path = Path(path)
+    _folder(path, f"{option} {path}: cannot make the folder", make=make)
+    return path
+
+
+def output_file(path: str | Path, option: str = "--out", *, suffix: str = ".png", make: bool = True) -> Path:
+    """``path`` as a ``suffix`` file to write, its folder made (``make=False``: only checked).
+
+    Raises:
+        OutputError: ``path`` is a folder, or a folder on the way to it is a file.
+    """
+    from tokbench.errors import OutputError
+
+    path = Path(path)
+    if path.is_dir():
+        raise OutputError(f"{option} {path} is a folder: give a file path, e.g. {path / ('NAME' + suffix)}")
+    _folder(path.parent, f"{option} {path}: cannot make its folder", make=make)
+    return path
+
+
+def _folder(folder: Path, what: str, *, make: bool) -> None:
+    from tokbench.errors import OutputError
+
+    blocker = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    if blocker is not None and not blocker.is_dir():
+        raise OutputError(f"{what}: {blocker} is a file, not a folder")
+    if make:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise OutputError(f"{what}: {e.strerror or e}") from None

@@ -113,9 +113,16 @@ def paint(frames: np.ndarray, selection: Selection, *, patch: int) -> np.ndarray
 
 
 def draw(frames: np.ndarray, selection: Selection, out: str | Path, *, patch: int, title: str) -> Path:
-    """Two rows, the clip's frames and the method's tokens on them; writes a PNG."""
+    """Two rows, the clip's frames and the method's tokens on them; writes a PNG.
+
+    Raises:
+        OutputError: ``out`` is a folder, or a file is in the way of its folder.
+    """
     import matplotlib
 
+    from tokbench.store import output_file
+
+    out = output_file(out)
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -133,8 +140,6 @@ def draw(frames: np.ndarray, selection: Selection, out: str | Path, *, patch: in
     axes[1, 0].set_ylabel("merged" if selection.merged else "kept", fontsize=8)
     fig.suptitle("\n".join(textwrap.wrap(title, 110)), fontsize=8)
     fig.subplots_adjust(left=0.05, right=0.995, top=0.8, bottom=0.02, wspace=0.04, hspace=0.06)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=90, metadata={"Software": None})
     plt.close(fig)
     return out

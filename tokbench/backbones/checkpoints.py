@@ -92,10 +92,14 @@ def config_overrides_from_checkpoint(checkpoint: str | Path) -> dict[str, Any]:
     the geometry and :func:`load_checkpoint` reports mismatches.
 
     Raises:
-        CheckpointError: missing path, unreadable or unsupported ``config.json``.
+        CheckpointError: missing path, a folder with neither ``config.json`` nor weights,
+            unreadable or unsupported ``config.json``.
     """
     path = _existing(checkpoint)
     config_file = path / "config.json"
+    if path.is_dir() and not config_file.is_file() and not any((path / n).is_file() for n in _HF_WEIGHT_FILES):
+        raise CheckpointError(f"checkpoint folder {path} has no config.json, {' or '.join(_HF_WEIGHT_FILES)}: "
+                              "give a weights file or a Hugging Face model folder")
     if not (path.is_dir() and config_file.is_file()):
         return {}
     try:
@@ -350,6 +354,10 @@ def _hints(state: dict[str, Tensor], target: dict[str, Tensor], embed_dim: int) 
 def _existing(checkpoint: str | Path) -> Path:
     path = Path(checkpoint).expanduser()
     if not path.exists():
+        if str(checkpoint) == "zoo":  # resolved per dataset by 'tokbench run'; nothing to resolve it by here
+            raise CheckpointError("checkpoint 'zoo' stands for the shipped backbone of each synthetic dataset and "
+                                  "needs a dataset: give the weights file instead, e.g. "
+                                  "tokbench/zoo/synth-motion.safetensors")
         raise CheckpointError(f"checkpoint not found: {path}")
     return path
 

@@ -29,6 +29,7 @@ from tokbench.benchmark.evaluate import evaluate, head_size
 from tokbench.benchmark.flops import cached_flops
 from tokbench.benchmark.spec import cell_key
 from tokbench.benchmark.timing import measure_throughput, resolve_dtype
+from tokbench.claims import CellClaims
 from tokbench.data import DATASETS, create_dataset
 from tokbench.errors import TokbenchError, UnreachableError
 from tokbench.methods import METHODS, Method, build_method, method_id, parse_method_spec
@@ -100,6 +101,7 @@ class SweepResult:
     records: list[dict[str, Any]] = field(default_factory=list)  # written by this call
     skipped: int = 0  # cells already in the store
     path: Path | None = None  # the file written, if any
+    claimed: int = 0  # cells skipped because another running sweep was measuring them
 
 
 def weights_id(checkpoint: str | None) -> str:
@@ -499,29 +501,42 @@ def run_sweep(
     shared = _Shared(sweep, device)
     writer = RunWriter(results_dir, sweep.name) if world.is_main else None
     run_id = world.broadcast(writer.run_id if writer else None)
+    # Rank 0 claims each cell before measuring it (another sweep on the same folder may be
+    # measuring it now) and tells the other ranks, so that all of them skip it alike.
+    claims = CellClaims(results_dir, run_id, retry_failed=retry_failed) if writer else None
     with writer or contextlib.nullcontext():
-        result.path = writer.path if writer else None
-        for cell in progress(todo) if progress and world.is_main else todo:
-            record = _base_record(cell, sweep, run_id, env)
-            if world.distributed:
-                record["distributed"] = world.describe()
-            started = time.perf_counter()
-            try:
-                build_method(cell.method_spec, p_ratio=cell.p_ratio)  # an unreachable P raises here
-                record.update(_measure(cell, sweep, shared, world))
-            except UnreachableError as e:
-                record.update(status="unreachable", error=str(e))
-            except Exception as e:  # a failed cell is recorded; it never stops the sweep
-                if is_out_of_memory(e):
-                    record.update(status="oom", error=f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
-                    if torch.cuda.is_available():
-                        torch.cuda.empty_cache()
-                else:
-                    record.update(status="error", error=f"{type(e).__name__}: {e}")
-                log.debug("cell %s failed:\n%s", cell.key, traceback.format_exc())
-            record["cell_seconds"] = round(time.perf_counter() - started, 3)
-            if writer is not None:
-                writer.append(record)
-                result.records.append(record)
+        try:
+            for cell in progress(todo) if progress and world.is_main else todo:
+                go = claims.acquire(cell.key, own_writes=frozenset({str(writer.path)})) if claims else None
+                if not world.broadcast(go):
+                    continue
+                record = _base_record(cell, sweep, run_id, env)
+                if world.distributed:
+                    record["distributed"] = world.describe()
+                started = time.perf_counter()
+                try:
+                    build_method(cell.method_spec, p_ratio=cell.p_ratio)  # an unreachable P raises here
+                    record.update(_measure(cell, sweep, shared, world))
+                except UnreachableError as e:
+                    record.update(status="unreachable", error=str(e))
+                except Exception as e:  # a failed cell is recorded; it never stops the sweep
+                    if is_out_of_memory(e):
+                        first_line = str(e).splitlines()[0] if str(e) else ""
+                        record.update(status="oom", error=f"{type(e).__name__}: {first_line}")
+                        if torch.cuda.is_available():
+                            torch.cuda.empty_cache()
+                    else:
+                        record.update(status="error", error=f"{type(e).__name__}: {e}")
+                    log.debug("cell %s failed:\n%s", cell.key, traceback.format_exc())
+                record["cell_seconds"] = round(time.perf_counter() - started, 3)
+                if writer is not None:
+                    writer.append(record)  # on disk before the claim goes
+                    claims.release(cell.key)
+                    result.records.append(record)
+                    result.path = writer.path
+        finally:
+            if claims is not None:
+                claims.release_all()
+                result.claimed = claims.skipped_claimed
     world.barrier()  # the other ranks wait for rank 0's last timing and record
     return result

@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from tokbench.errors import TokbenchError
+from tokbench.store import output_folder
 
 __all__ = ["write_report"]
 
@@ -53,6 +54,7 @@ def write_report(df: pd.DataFrame, out_dir: str | Path, *, source: str = "result
     ok = ok.dropna(subset=["accuracy", "gflops"])
     if ok.empty:
         raise TokbenchError("no results with status ok, accuracy and GFLOPs to report")
+    output_folder(out_dir, make=False)  # a file in the way: OutputError now, not suppressed with the figures
     figures = []
     for plot in (plot_accuracy_vs_gflops, plot_accuracy_vs_throughput, plot_throughput_vs_gflops):
         with contextlib.suppress(TokbenchError):  # e.g. no throughput recorded: the report shows what it has
@@ -92,7 +94,7 @@ def write_report(df: pd.DataFrame, out_dir: str | Path, *, source: str = "result
         metric = panel["accuracy_metric"].dropna().iloc[0]
         lines += [f"### {dataset} ({metric})", "", dataset_table(panel), ""]
     lines += ["## Environment", ""] + _environment(ok) + [""]
-    out_dir.mkdir(parents=True, exist_ok=True)
+    output_folder(out_dir)
     path = out_dir / "report.md"
     path.write_text("\n".join(lines))
     from tokbench.report.html import write_html

@@ -30,7 +30,7 @@ def filter_results(df: pd.DataFrame, **filters: tuple[str, ...] | None) -> pd.Da
     ``method=("lite", "random")``); ``None`` keeps every row.
 
     Raises:
-        TokbenchError: a filter value that no row has (the message lists the valid ones).
+        TokbenchError: an empty filter, or a value that no row has (the message lists the valid ones).
     """
     from tokbench.errors import TokbenchError
 
@@ -38,6 +38,9 @@ def filter_results(df: pd.DataFrame, **filters: tuple[str, ...] | None) -> pd.Da
         if wanted is None:
             continue
         have = sorted(str(v) for v in df[column].dropna().unique()) if column in df.columns else []
+        if not wanted:
+            raise TokbenchError(f"empty {column} filter: give one or more names; the results have: "
+                                f"{', '.join(have) or 'none'}")
         unknown = [w for w in wanted if w not in have]
         if unknown:
             raise TokbenchError(f"no results with {column} {', '.join(map(repr, unknown))}; "

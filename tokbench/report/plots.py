@@ -114,8 +114,13 @@ def plot_throughput_vs_gflops(df: pd.DataFrame, out_dir: str | Path) -> list[Pat
 
 def _save(fig, out_dir: str | Path, stem: str) -> list[Path]:
     """Write ``fig`` as PNG and PDF under ``out_dir`` and close it."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    from tokbench.store import output_folder
+
+    try:
+        out_dir = output_folder(out_dir)  # OutputError (one line) when a file is in the way
+    except TokbenchError:
+        plt.close(fig)
+        raise
     paths = [out_dir / f"{stem}.{suffix}" for suffix in ("png", "pdf")]
     for path in paths:
         # No creation date: regenerating a report from the same records gives the same files.

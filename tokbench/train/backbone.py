@@ -24,6 +24,7 @@ from tokbench.data import DATASETS, create_dataset
 from tokbench.data.synthetic import GENERATOR_VERSION, generator_source_hash
 from tokbench.errors import TokbenchError
 from tokbench.methods import build_method
+from tokbench.store import output_file
 from tokbench.train.checkpoint import save_checkpoint
 from tokbench.train.loop import TrainConfig, fit
 
@@ -62,6 +63,7 @@ def train_backbone(
                             "(bring your own checkpoint with --checkpoint)")
     if dtype not in DTYPES:
         raise TokbenchError(f"--dtype must be fp32 or fp16, got {dtype!r}")
+    output_file(out, suffix=".safetensors", make=False)  # fail now, not after training
     config = config or TrainConfig()
     device = device or torch.device("cpu")
     torch.manual_seed(config.seed)

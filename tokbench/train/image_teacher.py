@@ -160,10 +160,12 @@ def train_image_teacher(dataset: str, *, out: str | Path, config=None, frames_pe
     from tokbench.benchmark.evaluate import evaluate, head_size
     from tokbench.data import create_dataset
     from tokbench.methods import build_method
+    from tokbench.store import output_file
     from tokbench.train.checkpoint import save_checkpoint
     from tokbench.train.loop import TrainConfig, fit
     from tokbench.zoo import zoo_teacher
 
+    output_file(out, suffix=".safetensors", make=False)  # fail now, not after training
     config = config or TrainConfig(epochs=6, batch_size=64, lr=1e-3, token_drop=0.0, warmup_epochs=0.5)
     card_b, video_model, geometry = zoo_teacher(dataset, trainer="image-teacher")
     torch.manual_seed(config.seed)  # after loading the video model, whose init draws random numbers

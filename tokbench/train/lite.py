@@ -82,8 +82,10 @@ def train_lite(dataset: str, *, out: str | Path, config: TrainConfig | None = No
 
     Returns the card (also written beside ``out``).
     """
+    from tokbench.store import output_file
     from tokbench.zoo import zoo_checkpoint, zoo_teacher
 
+    output_file(out, suffix=".safetensors", make=False)  # fail now, not after training
     config = config or TrainConfig(epochs=10, batch_size=32, lr=1e-3, token_drop=0.0, warmup_epochs=0.5)
     torch.manual_seed(config.seed)
     card_b, model, geometry = zoo_teacher(dataset, trainer="lite")

@@ -48,8 +48,9 @@ from tokbench.errors import TokbenchError
 from tokbench.methods import build_method, keep_count
 from tokbench.methods.base import IDENTITY, Method, top_k_indices
 from tokbench.methods.lookwhen import DEFAULT_SELECTOR, LookWhenSelector, uniqueness
+from tokbench.store import output_folder
 from tokbench.tokens import Clips
-from tokbench.train.checkpoint import save_checkpoint
+from tokbench.train.checkpoint import read_weights, save_checkpoint
 from tokbench.train.image_teacher import ImageTeacher, load_image_teacher
 from tokbench.train.loop import TrainConfig, fit
 
@@ -226,12 +227,18 @@ def train_lookwhen(dataset: str, *, out_dir: str | Path, image_teacher: str = "z
     selector_config = selector_config or TrainConfig(epochs=8, batch_size=32, lr=1e-3, token_drop=0.0, warmup_epochs=0.5)
     extractor_config = extractor_config or TrainConfig(epochs=8, batch_size=32, lr=3e-4, token_drop=0.0,
                                                        warmup_epochs=0.5)
+    out_dir = output_folder(out_dir, "--out-dir", make=False)  # fail now, not after training
     torch.manual_seed(selector_config.seed)
     card_b, teacher, geometry = zoo_teacher(dataset, trainer="lookwhen")
-    splits = {s: create_dataset(dataset, split=s, **geometry) for s in ("train", "val")}
+    # Bad inputs fail before the clips and teacher features are made (creating the clips draws no torch random
+    # numbers, so reading the image teacher first leaves the seeded stream as it was).
     images = load_image_teacher(image_teacher, dataset=dataset)
-    out_dir = Path(out_dir)
     paths = {s: out_dir / f"{dataset}.{s}.safetensors" for s in ("selector", "extractor")}
+    if "selector" not in stages:
+        if not paths["selector"].exists():
+            raise TokbenchError(f"no selector at {paths['selector']}: run the selector stage first")
+        read_weights(paths["selector"], "LookWhen selector", card_keys=("selector",))
+    splits = {s: create_dataset(dataset, split=s, **geometry) for s in ("train", "val")}
     command = command or shlex.join(["tokbench", *sys.argv[1:]])
     t0 = time.perf_counter()
     feats = {s: teacher_features(teacher, images, d, k=k) for s, d in splits.items()}

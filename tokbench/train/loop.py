@@ -135,8 +135,14 @@ def fit(
     result = TrainResult(best_metric=-math.inf, best_epoch=-1)
     start_epoch, spent = 0, 0.0
     if resume_path.exists():
-        state = torch.load(resume_path, map_location="cpu", weights_only=False)
-        if state["config"] != asdict(config):
+        try:
+            state = torch.load(resume_path, map_location="cpu", weights_only=False)
+            settings = state["config"]
+        except Exception as e:  # noqa: BLE001 - any reader failure means a damaged resume state
+            reason = (str(e).strip().splitlines() or ["empty or truncated file"])[0]
+            raise TokbenchError(f"cannot read the resume state {resume_path} ({type(e).__name__}: {reason}); "
+                                "delete it to start again") from None
+        if settings != asdict(config):
             raise TokbenchError(f"{resume_path} was made with other settings; delete it to start again")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
