@@ -595,6 +595,8 @@ def run_cmd(backbones, methods, p_ratio, checkpoint, num_classes, datasets, data
                    --metrics flops,throughput --device cpu
       tokbench run --dataset synth-motion --backbone synth_tiny --checkpoint motion.safetensors
       tokbench run --dataset ssv2 --data-root /data/ssv2 --backbone videomae_b --checkpoint ssv2.pth
+      torchrun --nproc-per-node 8 -m tokbench run --dataset ssv2 ...     # one evaluation, sharded
+      tokbench run --dataset ssv2 ... --launcher submitit --slurm-partition gpu --slurm-gpus-per-node 1
     """
     from tokbench.benchmark.runner import Sweep, plan, run_sweep
     from tokbench.benchmark.spec import parse_metrics, parse_p_ratios
