@@ -6,8 +6,6 @@ accuracy records, garbage results, damaged checkpoints, a real-dataset folder wh
 is random bytes, and a plain file to put in the way of outputs. The whole folder must be
 byte-identical after each case. Bad input must fail before any training or measuring starts,
 so nothing here trains.
-
-Cases marked ``xfail(strict=True)`` need a change in tokbench/cli.py (see each reason).
 """
 
 from __future__ import annotations

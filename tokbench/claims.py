@@ -43,19 +43,23 @@ class CellClaims:
         results_dir: the results folder (claims live in ``runs/.claims`` inside it).
         run_id: this sweep's run id, written into its claims.
         retry_failed: whether a stored ``error``/``oom`` record counts as not done.
+        own_file: this sweep's results file (its growth is not news of other sweeps).
     """
 
-    def __init__(self, results_dir: str | Path, run_id: str, *, retry_failed: bool = False) -> None:
+    def __init__(self, results_dir: str | Path, run_id: str, *, retry_failed: bool = False,
+                 own_file: str | Path | None = None) -> None:
         self.runs = Path(results_dir) / "runs"
         self.folder = self.runs / ".claims"
         self.run_id, self.retry_failed = run_id, retry_failed
+        self.own_file = None if own_file is None else str(own_file)
         self.held: set[str] = set()
         self._seen = self._signature()
         self.skipped_claimed = 0
 
     def _signature(self) -> frozenset:
-        """(path, size) of the store's files: changes when any sweep appends a record."""
-        return frozenset((str(p), p.stat().st_size) for p in run_files(self.runs) if p.exists())
+        """(path, size) of the other sweeps' files: changes when one of them appends a record."""
+        return frozenset((str(p), p.stat().st_size) for p in run_files(self.runs)
+                         if p.exists() and str(p) != self.own_file)
 
     def _path(self, key: str) -> Path:
         return self.folder / f"{key}.claim"
@@ -70,10 +74,9 @@ class CellClaims:
             return not _alive(int(owner.get("pid", -1)))
         return age_h > float(os.environ.get("TOKBENCH_CLAIM_TTL_H", "24"))
 
-    def acquire(self, key: str, *, own_writes: frozenset[str] = frozenset()) -> bool:
+    def acquire(self, key: str) -> bool:
         """Claim cell ``key``; ``False`` when another live sweep holds it or it was finished
-        since this sweep planned. ``own_writes`` are this sweep's own files (their growth is
-        not news)."""
+        since this sweep planned."""
         self.folder.mkdir(parents=True, exist_ok=True)
         path = self._path(key)
         for _ in range(2):
@@ -94,8 +97,7 @@ class CellClaims:
             self.skipped_claimed += 1
             return False
         signature = self._signature()
-        others = {entry for entry in signature if entry[0] not in own_writes}
-        if others != {entry for entry in self._seen if entry[0] not in own_writes}:
+        if signature != self._seen:
             self._seen = signature
             if key in finished_cells(self.runs, retry_failed=self.retry_failed):
                 self.release(key)  # finished by another sweep since we planned

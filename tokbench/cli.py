@@ -713,7 +713,7 @@ def _submit(sweep, cells, results_dir: Path, retry_failed: bool, *, jobs, folder
         try:
             out = job.result()
         except Exception as e:  # noqa: BLE001 - a dead job is reported; its cells stay to resume
-            failed.append(f"{job.job_id}: {_one_line(str(e)).splitlines()[0][:200]}")
+            failed.append(f"{job.job_id}: {_one_line(str(e))[:200]}")
             continue
         written += out["written"]
         for status, count in out["statuses"].items():
@@ -900,6 +900,12 @@ def check_cmd(baseline, results_dir, accuracy_tol, speed_band, no_speed, out, up
     return 1 if counts["regressions"] else 0
 
 
+_results_option = click.option(
+    "--results", "results_dir", type=click.Path(path_type=Path), default=Path("results/runs"), show_default=True,
+    help="Results folder (searched recursively for *.jsonl) or one file; the default holds your own runs "
+         "(results/synthetic: the committed default run).")
+
+
 def _result_filters(func):
     """The options that pick a subset of the results (plot, report)."""
     for option in reversed([
@@ -929,9 +935,7 @@ def _filtered_results(results_dir: Path, datasets, methods_, protocol, backbone)
 
 
 @cli.command("report")
-@click.option("--results", "results_dir", type=click.Path(path_type=Path), default=Path("results/runs"), show_default=True,
-              help="Results folder (searched recursively for *.jsonl) or one file; the default holds your own runs "
-                   "(results/synthetic: the committed default run).")
+@_results_option
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("reports"), show_default=True,
               help="Where to write report.md and its figures.")
 @_result_filters
@@ -973,7 +977,7 @@ def _report_pictures(df, out_dir: Path, dataset: str | None, p_ratio: float) -> 
     from tokbench.viz import caption, draw, select_on_clip
     from tokbench.zoo import zoo_datasets
 
-    reported = sorted(d for d in df.get("dataset", []).dropna().unique()) if "dataset" in df else []
+    reported = sorted(df["dataset"].dropna().unique()) if "dataset" in df else []
     zoo = set(zoo_datasets())
     if dataset is not None:
         from tokbench.data import DATASETS
@@ -1009,9 +1013,7 @@ def _report_pictures(df, out_dir: Path, dataset: str | None, p_ratio: float) -> 
 
 
 @cli.command("plot")
-@click.option("--results", "results_dir", type=click.Path(path_type=Path), default=Path("results/runs"), show_default=True,
-              help="Results folder (searched recursively for *.jsonl) or one file; the default holds your own runs "
-                   "(results/synthetic: the committed default run).")
+@_results_option
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("reports"), show_default=True,
               help="Where to write the figures (PNG and PDF).")
 @_result_filters

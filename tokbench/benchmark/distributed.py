@@ -65,6 +65,19 @@ class World:
         dist.broadcast_object_list(box, src=0)
         return box[0]
 
+    def gather_or_raise(self, value: Any, error: BaseException | None) -> list[Any]:
+        """Every rank's ``value``, or, when any rank failed (``error``), a failure raised on
+        every rank alike, so that no rank waits in a later collective for the others: a rank
+        raises its own error, the others rebuild it (an unreachable P, unreadable data and
+        out-of-memory keep their types; anything else becomes a RuntimeError naming the rank)."""
+        reports = self.all_gather(value if error is None else _Failure(type(error).__name__, str(error)))
+        for rank, report in enumerate(reports):
+            if isinstance(report, _Failure):
+                if error is not None:
+                    raise error
+                raise report.rebuild(rank)
+        return reports
+
     def barrier(self) -> None:
         if self.distributed:
             import torch.distributed as dist
@@ -77,6 +90,26 @@ class World:
 
 
 SINGLE = World()
+
+
+@dataclass(frozen=True)
+class _Failure:
+    """A rank's exception as it travels to the other ranks."""
+
+    kind: str
+    message: str
+
+    def rebuild(self, rank: int) -> Exception:
+        from tokbench.data.base import DataError
+        from tokbench.errors import UnreachableError
+
+        if self.kind == "UnreachableError":
+            return UnreachableError(self.message)
+        if self.kind == "DataError":
+            return DataError(self.message)
+        if self.kind == "OutOfMemoryError":
+            return torch.cuda.OutOfMemoryError(f"rank {rank}: {self.message}")
+        return RuntimeError(f"rank {rank}: {self.kind}: {self.message}")
 
 
 def world_from_env(device: torch.device) -> World:

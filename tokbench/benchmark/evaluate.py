@@ -82,22 +82,6 @@ def merge_predictions(parts: list[Predictions]) -> Predictions:
                        nouns=cat("nouns"), skipped=skipped)
 
 
-def _gathered(world, part: Predictions | None, error: BaseException | None) -> Predictions:
-    """Every rank's predictions, or, when any rank failed, that failure raised on every rank
-    (so that no rank waits for the others and all record the same cell as failed)."""
-    report = part if error is None else ("error", type(error).__name__, str(error).splitlines()[0] if str(error) else "")
-    parts = world.all_gather(report)
-    for rank, item in enumerate(parts):
-        if isinstance(item, tuple):
-            _, kind, message = item
-            if kind == "OutOfMemoryError":
-                raise torch.cuda.OutOfMemoryError(f"rank {rank}: {message}")
-            if kind == "DataError":
-                raise DataError(message)
-            raise RuntimeError(f"rank {rank}: {kind}: {message}")
-    return merge_predictions(parts)
-
-
 def evaluate(
     model: VideoViT, method: Method, dataset, *, batch_size: int = 8, device: torch.device | None = None,
     dtype: str = "fp32", num_workers: int = 0, progress=None, world=None,
@@ -127,7 +111,7 @@ def evaluate(
                        num_workers=num_workers, progress=progress if world.is_main else None)
     except Exception as e:  # noqa: BLE001 - reported to every rank, re-raised below
         error = e
-    return score(_gathered(world, part, error), dataset)
+    return score(merge_predictions(world.gather_or_raise(part, error)), dataset)
 
 
 def predict(

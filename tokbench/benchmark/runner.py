@@ -363,15 +363,7 @@ def _prepared_everywhere(cell: Cell, sweep: Sweep, shared: _Shared, world: World
         method = _prepared_method(cell, sweep, shared)
     except Exception as e:  # noqa: BLE001 - shared with the other ranks below
         error = e
-    reports = world.all_gather(None if error is None else (type(error).__name__, str(error)))
-    for rank, report in enumerate(reports):
-        if report is not None:
-            if error is not None:
-                raise error
-            kind, message = report
-            if kind == "UnreachableError":
-                raise UnreachableError(message)
-            raise RuntimeError(f"rank {rank}: {kind}: {message}")
+    world.gather_or_raise(None, error)
     return method
 
 
@@ -503,11 +495,11 @@ def run_sweep(
     run_id = world.broadcast(writer.run_id if writer else None)
     # Rank 0 claims each cell before measuring it (another sweep on the same folder may be
     # measuring it now) and tells the other ranks, so that all of them skip it alike.
-    claims = CellClaims(results_dir, run_id, retry_failed=retry_failed) if writer else None
+    claims = CellClaims(results_dir, run_id, retry_failed=retry_failed, own_file=writer.path) if writer else None
     with writer or contextlib.nullcontext():
         try:
             for cell in progress(todo) if progress and world.is_main else todo:
-                go = claims.acquire(cell.key, own_writes=frozenset({str(writer.path)})) if claims else None
+                go = claims.acquire(cell.key) if claims else None
                 if not world.broadcast(go):
                     continue
                 record = _base_record(cell, sweep, run_id, env)
