@@ -46,12 +46,22 @@ def test_acquire_release_and_live_or_stale_claims(tmp_path):
 
 
 def test_a_cell_finished_by_another_sweep_meanwhile_is_not_measured(tmp_path):
+    with RunWriter(tmp_path, "early") as writer:  # stored after we planned, before claims were made
+        writer.append({"cell_id": "w", "status": "ok"})
     claims = CellClaims(tmp_path, "me")
+    assert not claims.acquire("w")
     with RunWriter(tmp_path, "other") as writer:  # another sweep stores cell "x" after we planned
         writer.append({"cell_id": "x", "status": "ok"})
     assert not claims.acquire("x")
     assert not (tmp_path / "runs" / ".claims" / "x.claim").exists()  # given up again
     assert claims.acquire("y")
+    # A re-read for one cell that already shows a later cell finished: that cell is skipped
+    # too, though nothing has changed on disk since (the race the same-sweep-twice test hit).
+    fresh = CellClaims(tmp_path, "again")
+    with RunWriter(tmp_path, "other2") as writer:
+        writer.append({"cell_id": "later", "status": "ok"})
+    assert fresh.acquire("now")  # re-reads the store: "later" is finished
+    assert not fresh.acquire("later")  # no change on disk since, still known finished
 
 
 def test_run_sweep_skips_cells_a_live_sweep_claims(tmp_path):

@@ -53,7 +53,12 @@ class CellClaims:
         self.run_id, self.retry_failed = run_id, retry_failed
         self.own_file = None if own_file is None else str(own_file)
         self.held: set[str] = set()
-        self._seen = self._signature()
+        # Nothing seen yet: the first claim reads the store, which may have grown since the
+        # sweep planned (another sweep started earlier may already have finished cells).
+        self._seen: frozenset = frozenset()
+        # Cells other sweeps finished, as of the last re-read of the store: kept, because a
+        # re-read for one cell may already show another cell this sweep reaches later.
+        self._finished: set[str] = set()
         self.skipped_claimed = 0
 
     def _signature(self) -> frozenset:
@@ -99,9 +104,10 @@ class CellClaims:
         signature = self._signature()
         if signature != self._seen:
             self._seen = signature
-            if key in finished_cells(self.runs, retry_failed=self.retry_failed):
-                self.release(key)  # finished by another sweep since we planned
-                return False
+            self._finished = finished_cells(self.runs, retry_failed=self.retry_failed)
+        if key in self._finished:
+            self.release(key)  # finished by another sweep since we planned
+            return False
         return True
 
     def release(self, key: str) -> None:
