@@ -21,7 +21,8 @@ def _record(cell="a", **fields):
 
 def test_identical_records_pass():
     findings, counts = compare([_record()], [_record()])
-    assert findings == [] and counts == {"compared": 1, "regressions": 0, "missing": 0, "new": 0}
+    assert findings == [] and counts == {"compared": 1, "regressions": 0, "missing": 0, "new": 0,
+                                         "speed_compared": 1, "speed_skipped": 0}
 
 
 def test_cost_must_match_exactly_and_accuracy_may_not_drop():
@@ -47,7 +48,7 @@ def test_missing_new_and_status_changes():
     base = [_record("a"), _record("b"), _record("c", status="unreachable"), _record("d", status="error")]
     cur = [_record("a", status="error", error="boom"), _record("c"), _record("d"), _record("e")]
     findings, counts = compare(base, cur)
-    assert counts == {"compared": 3, "regressions": 2, "missing": 1, "new": 1}
+    assert counts == {"compared": 3, "regressions": 2, "missing": 1, "new": 1, "speed_compared": 0, "speed_skipped": 0}
     verdicts = {(f.field, f.baseline, f.current): f.regression for f in findings}
     assert verdicts[("status", "ok", "error")] and verdicts[("cell", "ok", None)]
     assert not verdicts[("status", "unreachable", "ok")] and not verdicts[("status", "error", "ok")]
@@ -87,10 +88,12 @@ def test_cli_update_rewrites_the_baseline_and_errors_are_one_line(tmp_path):
     current.write_text("".join(json.dumps(r) + "\n" for r in records))
     base = tmp_path / "base"
     base.mkdir()
-    (base / "old.jsonl").write_text(json.dumps(_record("zzz")) + "\n")
+    (base / "old.jsonl").write_text(json.dumps(_record("a", top1=0.1)) + "\n")
     r = CliRunner().invoke(cli, ["check", "--baseline", str(base), "--results", str(current), "--update"])
     assert r.exit_code == 0 and "wrote 2 baseline cells" in r.output
     assert [p.name for p in base.iterdir()] == ["baseline.jsonl"]
+    rows = [json.loads(line) for line in (base / "baseline.jsonl").read_text().splitlines()]
+    assert [(r["cell_id"], r["top1"]) for r in rows] == [("a", 0.5), ("b", 0.8)]  # the newest of each cell
     assert CliRunner().invoke(cli, ["check", "--baseline", str(base), "--results", str(current)]).exit_code == 0
     missing = CliRunner().invoke(cli, ["check", "--baseline", str(tmp_path / "nope"), "--results", str(current)])
     assert missing.exit_code == 2 and "no such folder" in missing.stderr

@@ -382,3 +382,23 @@ def test_a_failing_cell_is_recorded_and_retry_failed_reruns_only_it(tmp_path):
     latest = latest_by_cell(load_records(results))
     assert len(latest) == 4
     assert {r["status"] for r in latest.values()} == {"ok"}
+
+
+@pytest.mark.slow
+def test_identical_sweeps_started_together_store_each_cell_once_in_20_trials(tmp_path):
+    """The race of issue 15: 2 or 3 identical sweeps started at the same instant. A claim is
+    complete from the instant it exists (written under a temporary name, then linked), so no
+    sweep ever judges another's claim half-written and stale; 20 trials, no duplicate."""
+    methods, p_ratio = "none,random", "0.25,0.5,0.75"
+    planned = planned_keys(methods, p_ratio)
+    for trial in range(20):
+        results = tmp_path / f"t{trial}"
+        command = ["run", *SWEEP, "--methods", methods, "--p-ratio", p_ratio, "--results", results]
+        logs = tmp_path / f"logs{trial}"
+        logs.mkdir()
+        with running(logs, *[command] * (2 + trial % 2)):  # 2 processes, then 3, ...
+            pass
+        records = [r for f in run_files(results) for r in parse_strictly(f)[0]]
+        assert cell_counts(records) == Counter(planned), f"trial {trial}"
+        assert len(records) == len(planned), f"trial {trial}: {len(records)} records for {len(planned)} cells"
+        assert not (results / "runs" / ".claims").exists()

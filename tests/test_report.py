@@ -59,7 +59,8 @@ def test_report_command_writes_markdown_and_figures(tmp_path):
     records = []
     for method, rows in (("none", [(1.0, 0.2, 0.9, 100.0)]), ("random", [(0.5, 0.1, 0.7, 180.0), (0.9, 0.18, 0.9, 110.0)])):
         for p, g, a, s in rows:
-            records.append({"status": "ok", "dataset": "synth-motion", "backbone": "synth_tiny", "method": method,
+            records.append({"cell_id": f"{method}-{p}", "status": "ok", "dataset": "synth-motion",
+                            "backbone": "synth_tiny", "method": method,
                             "method_id": method, "p_ratio": p, "gflops": g, "top1": a, "clips_per_s": s,
                             "privileged": False, "tokens_kept": 288 * p, "device": "cpu", "batch_size": 1,
                             "env": {"device_name": "cpu-x", "torch_version": "2.14.1"}})

@@ -108,10 +108,16 @@ def test_plan_keys_follow_resolved_params():
     assert other.method_id == "random(seed=1)"
     assert other.method_params == {"seed": 1}
     assert key("full").key == key("none").key  # an alias is the same method
-    # P-Ratio, seed and metrics are part of the key
+    # P-Ratio, seed and dtype are part of the key; which metrics are asked for is not
     assert plan(_sweep(methods=("random",), p_ratios=(0.6,)))[0].key != default.key
     assert plan(_sweep(methods=("random",), p_ratios=(0.5,), seed=1))[0].key != default.key
-    assert plan(_sweep(methods=("random",), p_ratios=(0.5,), metrics=("flops", "throughput")))[0].key != default.key
+    assert plan(_sweep(methods=("random",), p_ratios=(0.5,), dtype="bf16"))[0].key != default.key
+    timed = plan(_sweep(methods=("random",), p_ratios=(0.5,), metrics=("flops", "throughput")))[0]
+    assert timed.key == default.key and default.speed_key is None
+    # The speed id adds the device and how it is timed
+    assert timed.speed_key not in (None, timed.key)
+    assert plan(_sweep(methods=("random",), p_ratios=(0.5,), metrics=("throughput",), repeats=3))[0].speed_key \
+        != timed.speed_key
 
 
 # --------------------------------------------------------------------------- run_sweep

@@ -174,11 +174,29 @@ def test_finished_cells_by_status(tmp_path):
     with RunWriter(tmp_path, "x") as w:
         for status in ("ok", "unreachable", "oom", "error"):
             w.append(_record(f"c_{status}", status=status))
-        w.append({"status": "ok"})  # no cell id: ignored
-        w.append({"cell_id": "c_weird", "status": "pending"})  # not a status
     assert finished_cells(tmp_path) == {"c_ok", "c_unreachable", "c_oom", "c_error"}
     assert finished_cells(tmp_path, retry_failed=True) == {"c_ok", "c_unreachable"}
     assert finished_cells(tmp_path / "missing") == set()
+
+
+def test_lines_that_are_not_records_are_skipped_with_their_reason(tmp_path):
+    with RunWriter(tmp_path, "x") as w:
+        w.append(_record("c_ok"))
+        w.append({"status": "ok"})  # no cell id: a foreign line
+        w.append({"cell_id": "c_weird", "status": "pending"})  # not a status
+        w.append(_record("c_text", gflops="12"))  # a hand edit: a number as text
+        w.append(_record("c_list", top1=[0.5]))
+        w.append({**_record("x"), "cell_id": ["x"]})
+        w.append(_record("c_time", created_utc=20260101))
+    with pytest.warns(StoreWarning) as caught:
+        assert finished_cells(tmp_path) == {"c_ok"}
+    reasons = [str(w.message).partition(": ")[2] for w in caught]
+    assert [r.removeprefix("skipped a damaged record (torn write or hand edit): ") for r in reasons] == [
+        "no cell_id (not a record written by 'tokbench run')",
+        "status 'pending' is not one of ok, unreachable, oom, error",
+        "gflops '12' is not a number", "top1 [0.5] is not a number",
+        "no cell_id (not a record written by 'tokbench run')", "created_utc 20260101 is not text",
+    ]
 
 
 def test_finished_cells_later_success_counts(tmp_path):

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import click
 
-from tokbench.errors import TokbenchError, UnreachableError
+from tokbench.errors import TokbenchError, TokbenchWarning, UnreachableError
 
 DEFAULT_P = "0.1:0.9"
 
@@ -59,11 +59,9 @@ _SHOW_WARNING = warnings.showwarning
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    """A damaged results line (StoreWarning) as ``tokbench: warning: FILE:LINE: ...``; other
-    warnings as Python shows them."""
-    from tokbench.store import StoreWarning
-
-    if issubclass(category, StoreWarning):
+    """tokbench's own warnings (a damaged results line, a duplicate method) as one
+    ``tokbench: warning: ...`` line; other warnings as Python shows them."""
+    if issubclass(category, TokbenchWarning):
         click.echo(f"tokbench: warning: {message}", err=True)
     else:
         _SHOW_WARNING(message, category, filename, lineno, file, line)
@@ -571,14 +569,18 @@ def _launcher_options(func):
               help="Results folder; records are appended under runs/<machine>/.")
 @click.option("--name", default="sweep", show_default=True, help="Label for this run's results file.")
 @click.option("--retry-failed", is_flag=True, help="Re-run cells stored with status error or oom.")
+@click.option("--clear-claims", is_flag=True,
+              help="First remove every cell claim in RESULTS (claims of a sweep that died on another host, which "
+                   "tokbench cannot check; never while another sweep runs on RESULTS).")
 @click.option("--smoke", is_flag=True, help="A tiny slice: 16 clips per dataset, P 0.25 and 0.75, 2 timed repeats.")
 @click.option("--compile", "compile_", is_flag=True,
               help="Time a torch.compile'd model (recorded as 'compiled'; accuracy and FLOPs are unchanged).")
 @_launcher_options
 def run_cmd(backbones, methods, p_ratio, checkpoint, num_classes, datasets, data_root, split, limit, eval_batch_size,
             workers, metrics, protocol, train_limit, device, dtype, batch_size, warmup, repeats, seed, results_dir, name,
-            retry_failed, smoke, compile_, launcher, jobs, slurm_partition, slurm_gpus_per_node, slurm_cpus_per_task, slurm_time,
-            slurm_mem_gb, slurm_account, slurm_array_parallelism, submitit_folder, submitit_cluster, wait) -> None:
+            retry_failed, clear_claims, smoke, compile_, launcher, jobs, slurm_partition, slurm_gpus_per_node,
+            slurm_cpus_per_task, slurm_time, slurm_mem_gb, slurm_account, slurm_array_parallelism, submitit_folder,
+            submitit_cluster, wait) -> None:
     """Measure a sweep: datasets x backbones x methods x P-Ratios.
 
     With no options this is the benchmark on the embedded default: the six synthetic
@@ -657,6 +659,10 @@ def run_cmd(backbones, methods, p_ratio, checkpoint, num_classes, datasets, data
     from tokbench.store import output_folder
 
     output_folder(results_dir, "--results", make=False)  # a file in the way fails now, not after the first cell
+    if clear_claims:
+        from tokbench.claims import clear_claims as remove_claims
+
+        click.echo(f"removed {remove_claims(results_dir)} cell claim(s) from {results_dir}", err=True)
     if launcher == "submitit":
         return _submit(sweep, cells, results_dir, retry_failed, jobs=jobs, folder=submitit_folder,
                        cluster=None if submitit_cluster == "auto" else submitit_cluster, wait=wait, slurm=dict(
@@ -669,7 +675,7 @@ def run_cmd(backbones, methods, p_ratio, checkpoint, num_classes, datasets, data
         click.echo(f"tokbench run: {len(cells)} cells ({data}{', '.join(sweep.backbones)} x {len(sweep.methods)} methods "
                    f"x {len(sweep.p_ratios)} P-Ratios), metrics {', '.join(sweep.metrics)}", err=True)
     try:
-        result = run_sweep(sweep, results_dir=results_dir, retry_failed=retry_failed, progress=_progress)
+        result = run_sweep(sweep, results_dir=results_dir, retry_failed=retry_failed, progress=_progress, cells=cells)
     finally:
         import torch.distributed as dist
 
@@ -691,10 +697,11 @@ def _submit(sweep, cells, results_dir: Path, retry_failed: bool, *, jobs, folder
     import math
 
     from tokbench.benchmark.launch import SlurmOptions, submit
-    from tokbench.store import finished_cells
+    from tokbench.store import pending_metrics, stored_cells
 
-    done = finished_cells(results_dir / "runs", retry_failed=retry_failed)
-    todo = [c.key for c in cells if c.key not in done]
+    stored = stored_cells(results_dir / "runs")
+    todo = [c.key for c in cells
+            if pending_metrics(stored.get(c.key, []), sweep.metrics, c.speed_key, retry_failed=retry_failed)[0]]
     if not todo:
         click.echo(f"nothing to submit: all {len(cells)} cells are in {results_dir}", err=True)
         return 0
@@ -843,8 +850,10 @@ def flops_cmd(backbones, methods, p_ratio, checkpoint, num_classes, fmt) -> None
               help="Allowed relative throughput drop, checked only when the device matches.")
 @click.option("--no-speed", is_flag=True, help="Do not compare throughput (shared CI machines are noisy).")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Also write the Markdown report here.")
-@click.option("--update", is_flag=True, help="Rewrite the baseline from the current records instead of checking.")
-def check_cmd(baseline, results_dir, accuracy_tol, speed_band, no_speed, out, update):
+@click.option("--update", is_flag=True, help="Rewrite the baseline from the current records instead of checking "
+              "(baseline cells the records lack are kept).")
+@click.option("--prune", is_flag=True, help="With --update: drop the baseline cells the current records lack.")
+def check_cmd(baseline, results_dir, accuracy_tol, speed_band, no_speed, out, update, prune):
     """Compare current results with a baseline, cell by cell (for CI).
 
     FLOPs, parameters and tokens must match exactly; accuracy may not drop by more than
@@ -857,34 +866,24 @@ def check_cmd(baseline, results_dir, accuracy_tol, speed_band, no_speed, out, up
       tokbench run --smoke --results /tmp/now
       tokbench check --baseline results/baseline --results /tmp/now --no-speed
       tokbench check --baseline results/baseline --results /tmp/now --update   # accept the new numbers
+      tokbench check --baseline results/baseline --results /tmp/now --update --prune   # ... and drop cells not run
     """
-    from tokbench.report.check import compare, latest_by_cell, markdown
-    from tokbench.store import load_records, output_file, output_folder, run_files
+    from tokbench.report.check import compare, markdown, write_baseline
+    from tokbench.store import load_records, output_file, output_folder
 
     if out is not None:
         output_file(out, "--out", suffix=".md", make=False)
+    if prune and not update:
+        raise TokbenchError("--prune only applies with --update")
     if update:
         output_folder(baseline, "--baseline", make=False)
     current = load_records(results_dir)
     if not current:
         raise TokbenchError(f"no records under --results {results_dir}: run 'tokbench run' first")
     if update:
-        import json
-        import os
-        import tempfile
-
-        output_folder(baseline, "--baseline")
-        old = run_files(baseline)
-        cells = latest_by_cell(current)
-        with tempfile.NamedTemporaryFile("w", dir=baseline, delete=False, suffix=".tmp") as f:
-            for key in sorted(cells):
-                f.write(json.dumps(cells[key], sort_keys=True) + "\n")
-        target = baseline / "baseline.jsonl"
-        os.replace(f.name, target)  # the new baseline is complete before the old files go
-        for path in old:
-            if path != target:
-                path.unlink()
-        click.echo(f"wrote {len(cells)} baseline cells to {target}")
+        target, written, carried = write_baseline(baseline, current, results=results_dir, prune=prune)
+        kept = f" (and {carried} cells of the old baseline that the results do not have)" if carried else ""
+        click.echo(f"wrote {written} baseline cells to {target}{kept}")
         return 0
     if not baseline.exists():
         raise TokbenchError(f"--baseline {baseline}: no such folder (make one with --update)")

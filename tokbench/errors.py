@@ -10,7 +10,7 @@ from __future__ import annotations
 
 __all__ = [
     "TokbenchError", "UnknownNameError", "CheckpointError", "SpecError", "UnreachableError", "ResultsError",
-    "OutputError",
+    "OutputError", "TokbenchWarning",
 ]
 
 
@@ -47,3 +47,8 @@ class UnreachableError(TokbenchError):
     Raised from a method's ``__init__`` or ``setup``; the runner records the cell as
     ``unreachable`` with this message instead of silently clamping.
     """
+
+
+class TokbenchWarning(UserWarning):
+    """Something the user should know that does not stop the command; the CLI prints it as one
+    ``tokbench: warning:`` line."""

@@ -14,6 +14,7 @@ import json
 import logging
 import time
 import traceback
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -27,13 +28,14 @@ from tokbench.benchmark.distributed import SINGLE, World, world_from_env
 from tokbench.benchmark.environment import collect_environment, device_name, resolve_device
 from tokbench.benchmark.evaluate import evaluate, head_size
 from tokbench.benchmark.flops import cached_flops
+from tokbench.benchmark.spec import METRICS as METRIC_NAMES
 from tokbench.benchmark.spec import cell_key
 from tokbench.benchmark.timing import measure_throughput, resolve_dtype
 from tokbench.claims import CellClaims
 from tokbench.data import DATASETS, create_dataset
-from tokbench.errors import TokbenchError, UnreachableError
+from tokbench.errors import TokbenchError, TokbenchWarning, UnreachableError
 from tokbench.methods import METHODS, Method, build_method, method_id, parse_method_spec
-from tokbench.store import SCHEMA_VERSION, RunWriter, finished_cells, utc_now
+from tokbench.store import SCHEMA_VERSION, THROUGHPUT_FIELDS, RunWriter, pending_metrics, stored_cells, utc_now
 
 __all__ = ["Sweep", "Cell", "plan", "run_sweep", "SweepResult"]
 
@@ -93,7 +95,12 @@ class Cell:
     method_id: str
     method_params: dict[str, Any]
     p_ratio: float
-    key: str
+    key: str  # the cell id: what decides cost and accuracy, nothing about the machine
+    speed_key: str | None = None  # with throughput: the cell id + the device and timing settings
+
+
+class DuplicateCellWarning(TokbenchWarning):
+    """Two method specs of one sweep that are the same method (equal canonical specs)."""
 
 
 @dataclass
@@ -132,7 +139,15 @@ def _check_positive(sweep: Sweep) -> None:
 def plan(sweep: Sweep) -> list[Cell]:
     """Resolve and validate every cell of ``sweep``.
 
-    Methods that ignore P-Ratio (``none``) get one cell at P = 1.
+    Methods that ignore P-Ratio (``none``) get one cell at P = 1; equal canonical method
+    specs (``random`` and ``random(seed=0)``) are one cell, with a :class:`DuplicateCellWarning`.
+
+    A cell's id (``Cell.key``) hashes what decides its cost and accuracy: the geometry, the
+    weights' content, the method and its options (files by content), P, the data (dataset,
+    split, views, clip count, limit), the protocol, the seed and the evaluation dtype — not
+    the machine, paths, host, threads, library versions or which metrics are asked for (those
+    are in each record's ``env``). Throughput also depends on the device and the timing
+    settings: ``Cell.speed_key`` adds them, and a stored speed counts only for the same one.
 
     Raises:
         TokbenchError: any bad input (unknown names with suggestions, bad options, a
@@ -140,7 +155,7 @@ def plan(sweep: Sweep) -> list[Cell]:
     """
     _check_positive(sweep)
     device = resolve_device(sweep.device)
-    resolve_dtype(sweep.dtype, device)
+    dtype = resolve_dtype(sweep.dtype, device)  # decides accuracy (fp32 on CPU, bf16 autocast on CUDA by default)
     if "accuracy" in sweep.metrics and None in sweep.datasets:
         raise TokbenchError("the accuracy metric needs a dataset: pass --dataset NAME (see 'tokbench ls datasets')")
     from tokbench.train.protocols import FT_CONFIG, LP_CONFIG, PROTOCOLS
@@ -151,14 +166,16 @@ def plan(sweep: Sweep) -> list[Cell]:
         raise TokbenchError(f"--protocol {sweep.protocol} trains for accuracy: add accuracy to --metrics and a --dataset")
     training = {"lp": asdict(LP_CONFIG), "ft": asdict(FT_CONFIG)}.get(sweep.protocol)
     protocol_keys = {"protocol": sweep.protocol, "training": training, "train_limit": sweep.train_limit}
-    throughput = "throughput" in sweep.metrics
+    # What decides a cell's speed but none of its other numbers: the device's name (the CPU
+    # model or the GPU) and how it is timed. Only the speed id holds them.
     speed_keys = (
-        {"device": device_name(device), "dtype": resolve_dtype(sweep.dtype, device),
-         "batch_size": sweep.batch_size, "warmup": sweep.warmup, "repeats": sweep.repeats,
-         **({"compile": True} if sweep.compile else {})}  # absent when off: existing cell ids stay valid
-        if throughput else {}
+        {"device_type": device.type, "device_name": device_name(device), "batch_size": sweep.batch_size,
+         "warmup": sweep.warmup, "repeats": sweep.repeats, "compile": sweep.compile}
+        if "throughput" in sweep.metrics else None
     )
     cells: list[Cell] = []
+    seen: dict[str, str] = {}  # cell id -> the first spec that made it
+    duplicates: dict[tuple[str, str], None] = {}  # (first spec, equal spec), in order
     for backbone in sweep.backbones:
         BACKBONES.get(backbone)  # unknown name -> suggestions
         for dataset_name in sweep.datasets:
@@ -189,21 +206,44 @@ def plan(sweep: Sweep) -> list[Cell]:
                                "content_dataset": sweep.content_dataset if dataset_name is None else None}
                 for p in ratios:
                     _check_buildable(spec, p)
-                    key_fields = {
+                    key = cell_key({
                         **content,
-                        "schema": SCHEMA_VERSION, "config": config.to_dict(), "weights": weights,
-                        "method": reference.name, "params": reference.params(), "p_ratio": p,
-                        "metrics": sorted(sweep.metrics), "seed": sweep.seed,
-                        **protocol_keys, **data_keys, **speed_keys,
-                    }
+                        "schema": SCHEMA_VERSION, "config": config.to_dict(), "weights": _content_id(weights),
+                        "method": reference.name, "params": _identity_params(reference.params()), "p_ratio": p,
+                        "seed": sweep.seed, "dtype": dtype, **protocol_keys, **data_keys,
+                    })
+                    if key in seen:  # 'random' and 'random(seed=0)': one cell, measured once
+                        duplicates.setdefault((seen[key], spec), None)
+                        continue
+                    seen[key] = spec
                     cells.append(Cell(
                         dataset=dataset_name, split=data_keys.get("split"), checkpoint=checkpoint,
                         backbone=backbone, config=config,
                         weights=weights, method_spec=spec, method_name=reference.name,
                         method_id=method_id(reference), method_params=reference.params(), p_ratio=p,
-                        key=cell_key(key_fields),
+                        key=key, speed_key=None if speed_keys is None else cell_key({"cell": key, **speed_keys}),
                     ))
+    for first, again in duplicates:
+        warnings.warn(f"--methods: {again!r} is the same method as {first!r}; its cells are measured once",
+                      DuplicateCellWarning, stacklevel=2)
     return cells
+
+
+def _content_id(weights: str) -> str:
+    """The content part of a :func:`weights_id` (``random-init`` or the sha256 prefix): a
+    checkpoint copied to another folder or renamed is the same cell."""
+    return weights.rsplit("@", 1)[-1]
+
+
+def _identity_params(params: dict[str, Any]) -> dict[str, Any]:
+    """Method options as they enter the cell id: an option naming a file (a LITE selector,
+    a LookWhen extractor) by the file's content, not its path on this machine."""
+    out = {}
+    for name, value in params.items():
+        if isinstance(value, str) and value not in ("", "zoo") and Path(value).is_file():
+            value = _content_id(weights_id(value))
+        out[name] = value
+    return out
 
 
 def _checkpoint_for(checkpoint: str | None, dataset: str | None) -> str | None:
@@ -264,7 +304,6 @@ def _base_record(cell: Cell, sweep: Sweep, run_id: str, env: dict) -> dict[str, 
         "p_ratio": cell.p_ratio, "metrics": list(sweep.metrics),
         # The kernel that actually ran: a method needing attention probabilities forces it.
         "attn_impl": "explicit" if cls.attn_needs == "probs" else c.attn_impl,
-        "compiled": sweep.compile and "throughput" in sweep.metrics,
         "env": env,
     }
 
@@ -367,16 +406,19 @@ def _prepared_everywhere(cell: Cell, sweep: Sweep, shared: _Shared, world: World
     return method
 
 
-def _measure(cell: Cell, sweep: Sweep, shared: _Shared, world: World = SINGLE) -> dict[str, Any]:
-    """FLOPs, accuracy and throughput of one cell. Distributed: accuracy on every rank (each
-    its shard), FLOPs and throughput on rank 0; collectives run in the same order on every
-    rank whatever fails (a rank-0 FLOP error is raised after the accuracy gather)."""
+def _measure(cell: Cell, sweep: Sweep, shared: _Shared, world: World = SINGLE,
+             metrics: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """FLOPs, accuracy and throughput of one cell (``metrics``, default the sweep's).
+    Distributed: accuracy on every rank (each its shard), FLOPs and throughput on rank 0;
+    collectives run in the same order on every rank whatever fails (a rank-0 FLOP error is
+    raised after the accuracy gather)."""
+    metrics = sweep.metrics if metrics is None else metrics
     out: dict[str, Any] = {}
     device = shared.device
     method = _prepared_everywhere(cell, sweep, shared, world)
     content = method.cost_depends_on_content
     deferred: Exception | None = None
-    if "flops" in sweep.metrics and world.is_main:
+    if "flops" in metrics and world.is_main:
         try:
             # Counting calls setup() again with its own backbone (meta device, or CPU per clip).
             videos = _content_clips(cell, sweep, shared, train=False, n=sweep.flop_clips) if content else None
@@ -392,7 +434,7 @@ def _measure(cell: Cell, sweep: Sweep, shared: _Shared, world: World = SINGLE) -
             if not world.distributed:
                 raise
             deferred = e
-    if "accuracy" in sweep.metrics:
+    if "accuracy" in metrics:
         model = method.model(shared.model(cell))
         if sweep.protocol != "eval":  # train a probe / fine-tune with the reduction on, then evaluate that
             from tokbench.train.protocols import adapt
@@ -407,9 +449,10 @@ def _measure(cell: Cell, sweep: Sweep, shared: _Shared, world: World = SINGLE) -
         raise deferred
     if not world.is_main:
         return out  # rank 0 times and writes
-    if "throughput" in sweep.metrics and method.privileged:
+    if "throughput" in metrics and method.privileged:
         out["throughput_skipped"] = "privileged: the method needs the true labels, which a deployed model has not"
-    elif "throughput" in sweep.metrics:
+        out["speed_id"] = cell.speed_key
+    elif "throughput" in metrics:
         geometry = {k: v for k, v in cell.config.to_dict().items() if k != "num_classes"}
         # Timed once per geometry/method/P, except where the cost depends on the clips (then
         # per dataset, on the dataset's clips: random noise would make RLT keep everything).
@@ -438,6 +481,7 @@ def _measure(cell: Cell, sweep: Sweep, shared: _Shared, world: World = SINGLE) -
             median_ms=timing.median_ms, iqr_ms=timing.iqr_ms, latency_ms=timing.samples_ms,
             batch_size=timing.batch_size, warmup=timing.warmup, repeats=timing.repeats,
             dtype=timing.dtype, device=str(device), peak_mem_mb=timing.peak_mem_mb,
+            speed_id=cell.speed_key, speed_device=device_name(device), compiled=sweep.compile,
         )
     out["method_state"] = method.describe()
     if content and cell.dataset is None:
@@ -457,8 +501,13 @@ def is_out_of_memory(error: BaseException) -> bool:
 def run_sweep(
     sweep: Sweep, *, results_dir: str | Path = "results", retry_failed: bool = False,
     progress: Callable[[list[Cell]], Any] | None = None, only: frozenset[str] | None = None,
+    cells: list[Cell] | None = None,
 ) -> SweepResult:
-    """Measure every cell of ``sweep`` not already stored under ``results_dir``.
+    """Measure what ``results_dir`` does not hold yet of every cell of ``sweep``.
+
+    A cell stored with all the sweep's metrics is skipped. A cell stored without some of them
+    (throughput timed on another device, or not asked for then) is measured for those only;
+    its record carries the other metrics over from the stored one (``reused`` says so).
 
     Args:
         sweep: what to measure.
@@ -466,11 +515,16 @@ def run_sweep(
         retry_failed: re-run cells stored as ``error`` or ``oom``.
         progress: wraps the list of cells to run (e.g. ``tqdm``) and yields them.
         only: measure only the cells with these ids (one job of a submitit array).
+        cells: ``plan(sweep)`` when the caller has it already.
 
     Returns:
         The records written (one per cell) and the number of cells skipped.
+
+    Raises:
+        OutputError: the results folder cannot take records (checked before measuring), or a
+            record could not be written (the run stops; what was written stays).
     """
-    cells = plan(sweep)
+    cells = plan(sweep) if cells is None else cells
     if only is not None:
         cells = [c for c in cells if c.key in only]
     device = resolve_device(sweep.device)
@@ -483,35 +537,59 @@ def run_sweep(
     # Only the raw runs under <results>/runs count for resume: curated copies beside them
     # (results/baseline, results/synthetic) are references, not work already done here.
     # Under torchrun rank 0 reads the store and every rank runs its list.
-    done = world.broadcast(finished_cells(Path(results_dir) / "runs", retry_failed=retry_failed)
-                           if world.is_main else None)
-    todo = [c for c in cells if c.key not in done]
+    runs = Path(results_dir) / "runs"
+    todo_keys = None
+    if world.is_main:
+        stored = stored_cells(runs) if runs.is_dir() else {}  # a file there: refused below
+        todo_keys = [c.key for c in cells if pending_metrics(stored.get(c.key, []), sweep.metrics, c.speed_key,
+                                                             retry_failed=retry_failed)[0]]
+    todo_keys = set(world.broadcast(todo_keys))
+    todo = [c for c in cells if c.key in todo_keys]
     result = SweepResult(skipped=len(cells) - len(todo))
     if not todo:
         return result
+    writer = RunWriter(results_dir, sweep.name) if world.is_main else None
+    error = None
+    if writer is not None:
+        try:
+            writer.check_writable()  # a folder that cannot take records fails now, not after a cell
+        except TokbenchError as e:
+            error = e
+    world.gather_or_raise(None, error)
     env = collect_environment(device)
     shared = _Shared(sweep, device)
-    writer = RunWriter(results_dir, sweep.name) if world.is_main else None
     run_id = world.broadcast(writer.run_id if writer else None)
     # Rank 0 claims each cell before measuring it (another sweep on the same folder may be
-    # measuring it now) and tells the other ranks, so that all of them skip it alike.
-    claims = CellClaims(results_dir, run_id, retry_failed=retry_failed, own_file=writer.path) if writer else None
+    # measuring it now), re-reads what is stored of it, and tells the other ranks what to
+    # measure, so that all of them do the same.
+    claims = CellClaims(results_dir, run_id, own_file=writer.path) if writer else None
     with writer or contextlib.nullcontext():
         try:
             for cell in progress(todo) if progress and world.is_main else todo:
-                go = claims.acquire(cell.key) if claims else None
-                if not world.broadcast(go):
+                measure, base = None, None
+                if claims is not None:
+                    stored_now = claims.acquire(cell.key)
+                    if stored_now is not None:
+                        measure, base = pending_metrics(stored_now, sweep.metrics, cell.speed_key,
+                                                        retry_failed=retry_failed)
+                        if not measure:  # finished by another sweep since this one planned
+                            claims.release(cell.key)
+                            measure = None
+                measure = world.broadcast(measure)
+                if not measure:
                     continue
                 record = _base_record(cell, sweep, run_id, env)
+                if base is not None:
+                    record.update(_carried_over(base, record, measure))
                 if world.distributed:
                     record["distributed"] = world.describe()
                 started = time.perf_counter()
                 try:
                     build_method(cell.method_spec, p_ratio=cell.p_ratio)  # an unreachable P raises here
-                    record.update(_measure(cell, sweep, shared, world))
+                    record.update(_measure(cell, sweep, shared, world, metrics=tuple(measure)))
                 except UnreachableError as e:
                     record.update(status="unreachable", error=str(e))
-                except Exception as e:  # a failed cell is recorded; it never stops the sweep
+                except (Exception, SystemExit) as e:  # a failed cell is recorded; it never stops the sweep
                     if is_out_of_memory(e):
                         first_line = str(e).splitlines()[0] if str(e) else ""
                         record.update(status="oom", error=f"{type(e).__name__}: {first_line}")
@@ -532,3 +610,18 @@ def run_sweep(
                 result.claimed = claims.skipped_claimed
     world.barrier()  # the other ranks wait for rank 0's last timing and record
     return result
+
+
+def _carried_over(base: dict[str, Any], record: dict[str, Any], measure: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """What a new record of a cell takes from its stored record ``base``: the metrics not
+    measured again (their fields, as measured then), the union of the metrics, and ``reused``
+    naming where they come from. A throughput measured again replaces the stored one whole."""
+    fresh = set(record) | {"method_state", "cell_seconds", "reused", "distributed", "content_dataset"}
+    if "throughput" in measure:
+        fresh |= set(THROUGHPUT_FIELDS)
+    kept = [m for m in METRIC_NAMES if m in (base.get("metrics") or ()) and m not in measure]
+    out = {k: v for k, v in base.items() if k not in fresh}
+    out["metrics"] = [m for m in METRIC_NAMES if m in kept or m in measure]
+    out["reused"] = {"run_id": base.get("run_id"), "created_utc": base.get("created_utc"), "metrics": kept,
+                     "device_name": (base.get("env") or {}).get("device_name")}
+    return out

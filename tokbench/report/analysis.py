@@ -7,9 +7,16 @@ Input rows are records with ``status == "ok"``, a ``dataset`` (a panel), a ``met
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pandas as pd
 
-__all__ = ["dominates", "dominance_summary", "speedup_at_equal_accuracy", "dataset_table"]
+__all__ = ["dominates", "dominance_summary", "speedup_at_equal_accuracy", "dataset_table", "significant_dominance",
+           "significance_summary", "Better"]
+
+#: ``better(p, q)``: whether point ``p`` (a results row) is significantly more accurate than
+#: point ``q`` (e.g. a paired bootstrap on their stored predictions excludes 0).
+Better = Callable[[pd.Series, pd.Series], bool]
 
 
 def dominates(a: pd.DataFrame, b: pd.DataFrame, *, x: str = "gflops") -> bool:
@@ -46,6 +53,69 @@ def dominance_summary(df: pd.DataFrame, *, x: str = "gflops") -> list[str]:
             if wins:
                 out.append(f"{a} Pareto-dominates {b} on {len(wins)} of {len(panels)} panels ({', '.join(wins)})")
     return out
+
+
+def significant_dominance(a: pd.DataFrame, b: pd.DataFrame, better: Better, *, x: str = "gflops") -> str | None:
+    """Dominance that survives the noise, in one panel.
+
+    Each point q of ``b`` is matched with ``a``'s most accurate point among those that cost no
+    more than q. Then:
+
+    - ``"dominates"``: every q has a match, no q is significantly better than its match, and at
+      least one match is significantly better than its q;
+    - ``"tie"``: every q has a match and no difference either way is significant (``a`` is at
+      least as good as ``b`` wherever ``b`` is, within the noise);
+    - ``None``: some q has no match at its cost, or is significantly better than its match.
+    """
+    if a.empty or b.empty:
+        return None
+    sign = -1.0 if x == "clips_per_s" else 1.0
+    won = False
+    for _, q in b.iterrows():
+        cheaper = a[sign * a[x] <= sign * q[x]]
+        if cheaper.empty:
+            return None
+        match = cheaper.loc[cheaper["accuracy"].idxmax()]
+        if better(q, match):
+            return None
+        won |= better(match, q)
+    return "dominates" if won else "tie"
+
+
+def significance_summary(df: pd.DataFrame, better: Better, *, x: str = "gflops") -> tuple[list[str], list[str]]:
+    """The dominance summary with only claims the paired test supports at 95 %.
+
+    Returns:
+        (claims, ties): "a Pareto-dominates b on k of n panels (...)" per ordered pair with at
+        least one significant panel, and "a and b are indistinguishable on k of n panels (...)"
+        per unordered pair whose every point is matched both ways with no significant
+        difference. The full model and privileged methods are left out.
+    """
+    rows = df[(df["method"] != "none") & ~df.get("privileged", pd.Series(False, index=df.index)).astype(bool)]
+    panels = sorted(rows["dataset"].unique())
+    methods = sorted(rows["method"].unique())
+    verdict: dict[tuple[str, str, str], str | None] = {}
+    for panel in panels:
+        here = rows[rows.dataset == panel]
+        for a in methods:
+            for b in methods:
+                if a != b:
+                    verdict[panel, a, b] = significant_dominance(here[here.method == a], here[here.method == b],
+                                                                 better, x=x)
+    claims, ties = [], []
+    for a in methods:
+        for b in methods:
+            if a == b:
+                continue
+            wins = [p for p in panels if verdict[p, a, b] == "dominates"]
+            if wins:
+                claims.append(f"{a} Pareto-dominates {b} on {len(wins)} of {len(panels)} panels ({', '.join(wins)})")
+            if a < b:
+                same = [p for p in panels if verdict[p, a, b] == "tie" and verdict[p, b, a] == "tie"]
+                if same:
+                    ties.append(f"{a} and {b} are indistinguishable on {len(same)} of {len(panels)} panels "
+                                f"({', '.join(same)})")
+    return claims, ties
 
 
 def speedup_at_equal_accuracy(method: pd.DataFrame, reference: pd.DataFrame) -> float | None:

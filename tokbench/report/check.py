@@ -9,19 +9,26 @@ Pure functions of record lists (no torch), so a user's CI can run them on any ma
   fvcore counts are deterministic);
 - **accuracy** (every metric the baseline recorded) may not fall by more than
   ``accuracy_tol`` (absolute); a rise is reported, not failed;
-- **throughput** (``clips_per_s``) is compared only when both records ran on the same
-  device, and fails only below ``(1 - speed_band)`` x the baseline;
+- **throughput** (``clips_per_s``) is compared only when both records have the same
+  ``speed_id`` (the same cell timed on a device of the same name with the same settings),
+  and fails only below ``(1 - speed_band)`` x the baseline; cells timed on another device
+  are counted as not compared, with one line naming the two devices. Cell ids hold nothing
+  about the machine, so cost and accuracy compare across CPU models and machines;
 - a **status** that leaves ``ok``/``unreachable``, or a baseline cell with no current
   record, is a regression; current cells the baseline lacks are counted as new.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-__all__ = ["Finding", "ACCURACY_FIELDS", "COST_FIELDS", "compare", "latest_by_cell", "markdown"]
+__all__ = ["Finding", "ACCURACY_FIELDS", "COST_FIELDS", "compare", "latest_by_cell", "markdown", "write_baseline"]
 
 #: Accuracy metrics a record may hold (tokbench.data.metrics), higher is better.
 ACCURACY_FIELDS = ("top1", "top5", "mAP", "verb_top1", "noun_top1", "action_top1")
@@ -77,6 +84,8 @@ def compare(baseline: list[dict[str, Any]], current: list[dict[str, Any]], *, ac
     """
     base, cur = latest_by_cell(baseline), latest_by_cell(current)
     findings: list[Finding] = []
+    other_device: dict[tuple[str, str], int] = {}  # (baseline device, current device) -> cells
+    speed_compared = 0
     missing = [k for k in base if k not in cur]
     for key in missing:
         findings.append(Finding(_label(base[key]), "cell", base[key].get("status"), None, True,
@@ -108,14 +117,34 @@ def compare(baseline: list[dict[str, Any]], current: list[dict[str, Any]], *, ac
                 findings.append(Finding(label, field, x, y, False, f"rose {100 * (y - x):.2f} points"))
         x, y = _number(b.get("clips_per_s")), _number(c.get("clips_per_s"))
         if speed_band is not None and x is not None and y is not None:
-            same = b.get("env", {}).get("device_name") == c.get("env", {}).get("device_name") and \
-                b.get("device") == c.get("device")
-            if same and y < (1 - speed_band) * x:
+            if not _same_speed(b, c):
+                pair = (_speed_device(b), _speed_device(c))
+                other_device[pair] = other_device.get(pair, 0) + 1
+                continue
+            speed_compared += 1
+            if y < (1 - speed_band) * x:
                 findings.append(Finding(label, "clips_per_s", x, y, True,
                                         f"{y / x:.2f}x the baseline (band {1 - speed_band:.2f}x)"))
+    for (was, now), n in sorted(other_device.items(), key=str):
+        findings.append(Finding(f"{n} cell(s)", "clips_per_s", was, now, False,
+                                "speed not compared: timed on another device or with other timing settings"))
     counts = {"compared": sum(1 for k in base if k in cur), "regressions": sum(f.regression for f in findings),
-              "missing": len(missing), "new": sum(1 for k in cur if k not in base)}
+              "missing": len(missing), "new": sum(1 for k in cur if k not in base),
+              "speed_compared": speed_compared, "speed_skipped": sum(other_device.values())}
     return findings, counts
+
+
+def _speed_device(record: dict[str, Any]) -> str:
+    env = record.get("env") if isinstance(record.get("env"), dict) else {}
+    return str(record.get("speed_device") or env.get("device_name") or record.get("device") or "?")
+
+
+def _same_speed(b: dict[str, Any], c: dict[str, Any]) -> bool:
+    """Whether two records' throughputs are comparable: the same speed id (records written
+    before speed ids existed: the same device name and device)."""
+    if b.get("speed_id") is not None or c.get("speed_id") is not None:
+        return b.get("speed_id") == c.get("speed_id")
+    return _speed_device(b) == _speed_device(c) and b.get("device") == c.get("device")
 
 
 def _fmt(value: Any) -> str:
@@ -128,6 +157,9 @@ def markdown(findings: list[Finding], counts: dict[str, int]) -> str:
     """A Markdown summary line and a table of the findings (regressions first)."""
     head = (f"**{counts['regressions']} regression(s)** in {counts['compared']} compared cells "
             f"({counts['missing']} baseline cells missing, {counts['new']} new cells not in the baseline)")
+    if counts.get("speed_compared") or counts.get("speed_skipped"):
+        head += (f"; throughput compared in {counts.get('speed_compared', 0)} cells, not compared in "
+                 f"{counts.get('speed_skipped', 0)} (another device)")
     if not findings:
         return head + "\n"
     lines = [head, "", "| cell | field | baseline | current | verdict |", "|---|---|---|---|---|"]
@@ -135,3 +167,65 @@ def markdown(findings: list[Finding], counts: dict[str, int]) -> str:
         verdict = ("**regression**" if f.regression else "changed") + (f": {f.note}" if f.note else "")
         lines.append(f"| {f.cell} | {f.field} | {_fmt(f.baseline)} | {_fmt(f.current)} | {verdict} |")
     return "\n".join(lines) + "\n"
+
+
+def _only_records(path: Path) -> bool:
+    from tokbench.store import damage
+
+    try:
+        lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        return bool(lines) and all(damage(json.loads(line)) is None for line in lines)
+    except (OSError, ValueError):
+        return False
+
+
+def write_baseline(baseline: str | Path, current: list[dict[str, Any]], *, results: str | Path | None = None,
+                   prune: bool = False) -> tuple[Path, int, int]:
+    """``tokbench check --update``: make ``baseline/baseline.jsonl`` the newest record of each
+    cell of ``current``, plus the cells of the old baseline that ``current`` lacks (carried
+    over: an update from a partial run never drops the rest), unless ``prune``.
+
+    The new file is written whole under a temporary name and renamed into place; only then are
+    the old baseline's other record files removed, and never a file inside ``results`` (when
+    the current records live in the baseline folder, e.g. ``--baseline X --results X/runs``).
+
+    Returns:
+        (the baseline file, cells from ``current``, cells carried over from the old baseline).
+
+    Raises:
+        ResultsError: ``current`` holds no tokbench cell (nothing would be written).
+        OutputError: the baseline folder cannot be written.
+    """
+    from tokbench.errors import OutputError, ResultsError
+    from tokbench.store import iter_records, output_folder, run_files
+
+    cells = latest_by_cell(current)
+    if not cells:
+        raise ResultsError("no tokbench record in the current results: refusing to replace the baseline with nothing")
+    folder = output_folder(baseline, "--baseline")
+    target = folder / "baseline.jsonl"
+    inside = Path(results).resolve() if results is not None else None
+
+    def in_results(path: Path) -> bool:
+        resolved = path.resolve()
+        return inside is not None and (resolved == inside or inside in resolved.parents)
+
+    # Old record files: only files of nothing but tokbench records are replaced (a foreign
+    # JSONL file that happens to sit in the folder is left alone).
+    old = [p for p in run_files(folder) if not in_results(p) and _only_records(p)]
+    previous = latest_by_cell([r for p in old for r in iter_records(p)])
+    carried = {} if prune else {k: r for k, r in previous.items() if k not in cells}
+    rows = {**carried, **cells}
+    try:
+        with tempfile.NamedTemporaryFile("w", dir=folder, delete=False, suffix=".tmp", encoding="utf-8") as f:
+            for key in sorted(rows):
+                f.write(json.dumps(rows[key], sort_keys=True) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(f.name, target)  # the new baseline is complete before any old file goes
+    except OSError as e:
+        raise OutputError(f"--baseline {folder}: cannot write the baseline: {e.strerror or e}") from None
+    for path in old:
+        if path.resolve() != target.resolve():
+            path.unlink()
+    return target, len(cells), len(carried)

@@ -1,0 +1,196 @@
+"""Uncertainty of accuracy metrics: bootstrap intervals over clips (and seeds), and paired
+comparisons of two methods evaluated on the same clips.
+
+The percentile bootstrap (Efron & Tibshirani, *An Introduction to the Bootstrap*, 1993, ch. 13):
+draw ``resamples`` sets of n clips with replacement from the n evaluated clips, compute the
+metric on each, and take the 2.5 % and 97.5 % quantiles as the 95 % interval. Draws come from a
+``torch.Generator`` seeded with ``seed`` (recorded), so an interval is reproducible.
+
+**Seeds.** A stochastic method (random drop) varies with its seed as well as with the clips.
+When S > 1 seeds of one method were run on the same clips, each resample also draws S seeds
+with replacement and averages the metric over them (a two-level bootstrap: clips, then seeds),
+so the interval covers seed variance too; the point estimate is the mean over the seeds.
+
+**Paired comparisons.** Two methods evaluated on the same clips are compared on the *same*
+resampled clips: the interval of the difference A - B is much tighter than two separate
+intervals, because the clips both get right or wrong cancel. A difference is significant at
+95 % when its interval excludes 0.
+
+Metrics are those of :mod:`tokbench.data.metrics` (top-1/top-5, mAP, verb/noun/action top-1);
+top-k and verb/noun/action are means of per-clip 0/1 flags and resample in one vectorised
+step; mAP is recomputed on every resample.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from tokbench.data.metrics import compute_metrics, mean_average_precision
+from tokbench.errors import TokbenchError
+
+__all__ = ["Scored", "clip_flags", "bootstrap_intervals", "paired_difference", "Difference", "RESAMPLES", "LEVEL"]
+
+RESAMPLES = 1000
+LEVEL = 0.95
+
+
+@dataclass(frozen=True)
+class Scored:
+    """What scoring a task needs, for n clips in a fixed order.
+
+    Attributes:
+        task: ``single``, ``multilabel`` or ``verb_noun``.
+        scores: (n, K) float view-merged scores of one run; for several seeds of one method,
+            a list of them (same clips, same order).
+        labels: ``single``: (n,) class ids; ``multilabel``: (n, K) multi-hot; ``verb_noun``:
+            (n, 2) verb and noun ids.
+        num_verbs: ``verb_noun``: width of the verb block of ``scores``.
+    """
+
+    task: str
+    scores: Tensor | Sequence[Tensor]
+    labels: Tensor
+    num_verbs: int | None = None
+
+    def runs(self) -> list[Tensor]:
+        return [self.scores] if isinstance(self.scores, Tensor) else list(self.scores)
+
+
+def _metrics(scored: Scored, scores: Tensor, labels: Tensor) -> dict[str, float]:
+    if scored.task == "verb_noun":
+        return compute_metrics("verb_noun", scores, verbs=labels[:, 0], nouns=labels[:, 1], num_verbs=scored.num_verbs)
+    return compute_metrics(scored.task, scores, labels)
+
+
+def clip_flags(scored: Scored, scores: Tensor) -> dict[str, Tensor]:
+    """Per-clip 0/1 outcomes whose mean is each decomposable metric: ``top1``/``top5``
+    (single), ``verb_top1``/``noun_top1``/``action_top1`` (verb_noun); (n,) float64 each.
+    Multi-label mAP is not a mean over clips: none."""
+    labels = scored.labels
+    if scored.task == "single":
+        k = min(5, scores.shape[1])
+        top = scores.topk(k, dim=1).indices
+        hit = top == labels[:, None]
+        return {"top1": hit[:, 0].double(), "top5": hit.any(dim=1).double()}
+    if scored.task == "verb_noun":
+        v = scored.num_verbs
+        verb = scores[:, :v].argmax(dim=1) == labels[:, 0]
+        noun = scores[:, v:].argmax(dim=1) == labels[:, 1]
+        return {"verb_top1": verb.double(), "noun_top1": noun.double(), "action_top1": (verb & noun).double()}
+    return {}
+
+
+def _draws(n: int, s: int, resamples: int, seed: int) -> tuple[Tensor, Tensor]:
+    """(R, n) clip indices and (R, s) seed indices, drawn with replacement."""
+    gen = torch.Generator().manual_seed(seed)
+    clips = torch.randint(n, (resamples, n), generator=gen)
+    seeds = torch.randint(s, (resamples, s), generator=gen) if s > 1 else torch.zeros(resamples, 1, dtype=torch.long)
+    return clips, seeds
+
+
+def _resampled(scored: Scored, clips: Tensor, seeds: Tensor) -> dict[str, Tensor]:
+    """(R,) values of every metric of ``scored`` on the resamples ``clips``/``seeds``."""
+    runs = scored.runs()
+    R, n = clips.shape
+    out: dict[str, Tensor] = {}
+    flags = [clip_flags(scored, run.float()) for run in runs]
+    if flags[0]:
+        weights = torch.zeros(R, n, dtype=torch.float64).scatter_add_(1, clips, torch.ones_like(clips, dtype=torch.float64))
+        pick = torch.zeros(R, len(runs), dtype=torch.float64).scatter_add_(
+            1, seeds, torch.ones_like(seeds, dtype=torch.float64))
+        for name in flags[0]:
+            f = torch.stack([fl[name] for fl in flags])  # (S, n)
+            out[name] = ((pick @ f) * weights).sum(dim=1) / (n * seeds.shape[1])
+    if scored.task == "multilabel":
+        values = torch.empty(R, dtype=torch.float64)
+        for r in range(R):
+            idx = clips[r]
+            targets = scored.labels[idx]
+            values[r] = sum(_map_or_nan(runs[s].float()[idx], targets) for s in seeds[r].tolist()) / seeds.shape[1]
+        out["mAP"] = values
+    return out
+
+
+def _map_or_nan(scores: Tensor, targets: Tensor) -> float:
+    try:
+        return mean_average_precision(scores, targets)
+    except TokbenchError:  # a resample without any positive: mAP undefined
+        return float("nan")
+
+
+def _quantiles(values: Tensor, level: float) -> tuple[float, float]:
+    values = values[~torch.isnan(values)]
+    alpha = (1 - level) / 2
+    q = torch.quantile(values, torch.tensor([alpha, 1 - alpha], dtype=values.dtype))
+    return float(q[0]), float(q[1])
+
+
+def bootstrap_intervals(scored: Scored, *, resamples: int = RESAMPLES, seed: int = 0, level: float = LEVEL
+                        ) -> dict[str, tuple[float, float, float]]:
+    """Every metric of ``scored`` with its percentile bootstrap interval.
+
+    Returns:
+        ``{metric: (value, low, high)}``: the value on all clips (the mean over seeds when
+        several were run), and the ``level`` interval over ``resamples`` resamples of clips
+        (and seeds), drawn from ``seed``.
+    """
+    if resamples < 1:
+        raise TokbenchError(f"resamples must be >= 1, got {resamples}")
+    runs = scored.runs()
+    n = runs[0].shape[0]
+    if any(run.shape != runs[0].shape for run in runs):
+        raise TokbenchError("the runs of one method must score the same clips: shapes " +
+                            ", ".join(str(tuple(r.shape)) for r in runs))
+    full = [_metrics(scored, run.float(), scored.labels) for run in runs]
+    clips, seeds = _draws(n, len(runs), resamples, seed)
+    samples = _resampled(scored, clips, seeds)
+    out = {}
+    for name in full[0]:
+        value = sum(f[name] for f in full) / len(full)
+        lo, hi = _quantiles(samples[name], level) if name in samples else (float("nan"), float("nan"))
+        out[name] = (value, lo, hi)
+    return out
+
+
+@dataclass(frozen=True)
+class Difference:
+    """A - B on one metric: the difference on all clips, its paired interval, and the
+    two-sided bootstrap p-value (twice the smaller tail mass of the resampled differences at 0)."""
+
+    metric: str
+    value: float
+    low: float
+    high: float
+    p_value: float
+
+    @property
+    def significant(self) -> bool:
+        return self.low > 0 or self.high < 0
+
+
+def paired_difference(a: Scored, b: Scored, metric: str, *, resamples: int = RESAMPLES, seed: int = 0,
+                      level: float = LEVEL) -> Difference:
+    """The difference A - B of ``metric`` between two methods scored on the same clips (same
+    labels, same order), with a paired bootstrap: each resample draws one set of clips used
+    for both (and, for methods with several seeds, each method's seeds independently)."""
+    if a.labels.shape != b.labels.shape or not torch.equal(a.labels, b.labels):
+        raise TokbenchError("a paired comparison needs the same clips with the same labels in the same order")
+    n = a.runs()[0].shape[0]
+    clips, seeds_a = _draws(n, len(a.runs()), resamples, seed)
+    gen = torch.Generator().manual_seed(seed + 1)
+    s_b = len(b.runs())
+    seeds_b = torch.randint(s_b, (resamples, s_b), generator=gen) if s_b > 1 else torch.zeros(resamples, 1, dtype=torch.long)
+    va, vb = _resampled(a, clips, seeds_a), _resampled(b, clips, seeds_b)
+    if metric not in va:
+        raise TokbenchError(f"no metric {metric!r} for task {a.task!r}: choose from {', '.join(va)}")
+    full_a = sum(_metrics(a, r.float(), a.labels)[metric] for r in a.runs()) / len(a.runs())
+    full_b = sum(_metrics(b, r.float(), b.labels)[metric] for r in b.runs()) / len(b.runs())
+    diff = va[metric] - vb[metric]
+    diff = diff[~torch.isnan(diff)]
+    lo, hi = _quantiles(diff, level)
+    p = min(1.0, 2 * min(float((diff <= 0).double().mean()), float((diff >= 0).double().mean())))
+    return Difference(metric=metric, value=full_a - full_b, low=lo, high=hi, p_value=p)
