@@ -100,7 +100,6 @@ def test_resume_on_another_device_times_only_the_speed_and_carries_the_rest(meas
     shutil.copytree(measured, results)
     before = {r["cell_id"]: r for r in load_records(results)}
     _on_device(monkeypatch, "CPU A")
-    again = run_sweep(_sweep(), results_dir=results)
     assert run_sweep(_sweep(), results_dir=results).skipped == 2  # same device: all done
     assert run_sweep(_sweep(metrics=("accuracy", "flops")), results_dir=results).skipped == 2
 
