@@ -110,7 +110,7 @@ def weights_id(checkpoint: str | None) -> str:
         return "random-init"
     path = Path(checkpoint)
     if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix in (".safetensors", ".bin", ".pth", ".pt"))
+        files = sorted(p for p in path.iterdir() if p.suffix in (".safetensors", ".bin", ".pth", ".pt") and p.is_file())
         path = files[0] if files else path / "config.json"
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -125,6 +125,10 @@ def _check_positive(sweep: Sweep) -> None:
             raise TokbenchError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(sweep, name)}")
     if sweep.warmup < 0:
         raise TokbenchError(f"--warmup must be >= 0, got {sweep.warmup}")
+    # torch generators take 64-bit seeds (a larger one overflowed mid-measurement); 63 bits,
+    # as for random(seed=...), so that no two seeds fold onto one stream.
+    if isinstance(sweep.seed, bool) or not isinstance(sweep.seed, int) or not 0 <= sweep.seed < 2**63:
+        raise TokbenchError(f"--seed must be an integer in [0, 2**63), got {sweep.seed!r}")
     if not sweep.backbones or not sweep.methods or not sweep.p_ratios or not sweep.metrics:
         raise TokbenchError("nothing to run: give at least one backbone, method, P-Ratio and metric")
 
@@ -182,6 +186,7 @@ def plan(sweep: Sweep) -> list[Cell]:
                 name, _ = parse_method_spec(spec)
                 cls = METHODS.get(name)
                 reference = build_method(spec, p_ratio=1.0)  # validates the options once
+                reference.validate(config)  # and against this backbone (a block past its depth), before anything runs
                 ratios = sweep.p_ratios if cls.uses_p_ratio else (1.0,)
                 content = {}
                 if cls.cost_depends_on_content or cls.needs_calibration:
