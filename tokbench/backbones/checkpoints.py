@@ -129,7 +129,7 @@ def config_overrides_from_checkpoint(checkpoint: str | Path) -> dict[str, Any]:
     for key, kind in _HF_TYPES.items():
         if key in cfg:
             _check_field(config_file, key, cfg[key], *kind)
-    if "id2label" in cfg and not isinstance(cfg["id2label"], dict):
+    if cfg.get("id2label") is not None and not isinstance(cfg["id2label"], dict):
         raise CheckpointError(f"{config_file}: id2label must be an object mapping class ids to names, "
                               f"got {json.dumps(cfg['id2label'])}")
     if cfg["hidden_act"] != "gelu":
