@@ -232,11 +232,18 @@ def open_dataset(sweep: Sweep, name: str, config: VideoViTConfig, *, train: bool
     card = DATASETS.get(name).card
     overrides: dict[str, Any] = {"frames": config.num_frames, "size": config.img_size}
     limit = sweep.train_limit if train else sweep.limit
-    if limit is not None:
-        overrides["num_clips" if card.kind == "synthetic" else "limit"] = limit
+    split = "train" if train else sweep.split or card.eval_split
+    if limit is not None and card.kind == "synthetic":
+        from tokbench.data.synthetic import DEFAULT_CLIPS
+
+        # Clip i of a synthetic split does not depend on its size, so num_clips=600 on the
+        # 500-clip split would invent 100 clips that are not in it: a limit keeps at most the
+        # split, as it does for real datasets (the record's clips says how many ran).
+        overrides["num_clips"] = min(limit, DEFAULT_CLIPS.get(split, limit))
+    elif limit is not None:
+        overrides["limit"] = limit
     if train and card.kind == "real":
         overrides.update(temporal_clips=1, spatial_crops=1)
-    split = "train" if train else sweep.split or card.eval_split
     dataset = create_dataset(name, split=split, root=sweep.data_root, **overrides)
     if card.kind == "real" and not train:
         from tokbench.data.real import check_readable
