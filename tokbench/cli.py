@@ -802,6 +802,7 @@ def flops_cmd(backbones, methods, p_ratio, checkpoint, num_classes, fmt) -> None
         for spec in specs:
             cls = METHODS.get(parse_method_spec(spec)[0])
             reference = build_method(spec, p_ratio=1.0)
+            reference.validate(config)  # options that do not fit this backbone, as 'run' refuses them
             for p in ratios if cls.uses_p_ratio else (1.0,):
                 row = {"backbone": backbone, "method": method_id(reference), "p_ratio": p, "tokens_kept": "",
                        "gflops": "", "params_m": "", "embeds": cls.embeds, "status": "ok"}
