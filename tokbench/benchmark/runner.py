@@ -128,7 +128,7 @@ def _check_positive(sweep: Sweep) -> None:
     # torch generators take 64-bit seeds (a larger one overflowed mid-measurement); 63 bits,
     # as for random(seed=...), so that no two seeds fold onto one stream.
     if isinstance(sweep.seed, bool) or not isinstance(sweep.seed, int) or not 0 <= sweep.seed < 2**63:
-        raise TokbenchError(f"--seed must be an integer in [0, 2**63), got {sweep.seed!r}")
+        raise TokbenchError(f"--seed must be a non-negative integer below 2**63, got {sweep.seed!r}")
     if not sweep.backbones or not sweep.methods or not sweep.p_ratios or not sweep.metrics:
         raise TokbenchError("nothing to run: give at least one backbone, method, P-Ratio and metric")
 

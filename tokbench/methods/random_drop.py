@@ -52,7 +52,7 @@ class RandomDrop(SelectionMethod):
         super().__init__(p_ratio=p_ratio)
         # Generators take 63-bit seeds: a larger one would be folded onto a smaller one.
         if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
-            raise TokbenchError(f"random: seed must be an integer in [0, 2**63), got {seed!r}")
+            raise TokbenchError(f"random: seed must be a non-negative integer below 2**63, got {seed!r}")
         self.seed = seed
 
     def scores(self, clips: Clips, tokens: Tokens | None, num_patches: int) -> Tensor:
