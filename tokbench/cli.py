@@ -553,7 +553,8 @@ def _launcher_options(func):
               help="Dataset(s) for accuracy, comma-separated (see 'tokbench ls datasets'). Without it: cost only.")
 @click.option("--data-root", type=click.Path(path_type=Path), default=None, help="Folder of a real dataset.")
 @click.option("--split", default=None, help="Split to evaluate [default: each dataset's evaluation split].")
-@click.option("--limit", type=click.IntRange(min=1), default=None, help="Evaluate only the first N videos (all of them in a smaller split).")
+@click.option("--limit", type=click.IntRange(min=1), default=None,
+              help="Evaluate only the first N videos (all of them in a smaller split).")
 @click.option("--eval-batch-size", type=click.IntRange(min=1), default=None,
               help="Videos per accuracy batch [default: 64 on the synthetic suite's tiny clips, else 8].")
 @click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True, help="DataLoader worker processes.")

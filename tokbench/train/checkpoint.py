@@ -47,9 +47,8 @@ def read_weights(path: str | Path, what: str, *, card_keys: tuple[str, ...] | No
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    from tokbench.errors import CheckpointError
-
     from tokbench.backbones.checkpoints import regular_file
+    from tokbench.errors import CheckpointError
 
     path = Path(path)
     with_card = "" if card_keys is None else " and its card"
