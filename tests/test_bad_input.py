@@ -360,6 +360,8 @@ EDGE_CASES: dict[str, dict[str, tuple]] = {
                              "gives option 'seed' more than once"),
         **{f"config_{name}": (["flops", "--backbone", "test_tiny", "--methods", "none", "--checkpoint", f"{{hf_{name}}}"],
                               fragment) for name, (_, fragment) in HF_FIELDS.items()},
+        "num_classes_huge": (["flops", "--backbone", "test_tiny", "--num-classes", BIG],
+                             "num_classes must be at most 1048576"),
         "checkpoint_fifo": (["flops", "--backbone", "test_tiny", "--methods", "none", "--checkpoint", "{fifo}"],
                             "cannot read checkpoint {fifo}: not a regular file"),
         "checkpoint_dev_zero": (["flops", "--backbone", "test_tiny", "--methods", "none", "--checkpoint", "/dev/zero"],
@@ -380,6 +382,8 @@ EDGE_CASES: dict[str, dict[str, tuple]] = {
                              "random: seed must be a non-negative integer below 2**63"),
         "seed_huge": (["run", *TINY, "--seed", BIG, "--results", "{results}"], f"'--seed': {BIG} is not in the range"),
         "seed_negative": (["run", *TINY, "--seed", "-1", "--results", "{results}"], "'--seed': -1 is not in the range"),
+        "num_classes_huge": (["run", *TINY, "--num-classes", "999999999999", "--results", "{results}"],
+                             "num_classes must be at most 1048576"),  # was an oom record
         "rlt_tau_infinite": (["run", *TINY, "--methods", "rlt(tau=1e999)", "--results", "{results}"],
                              "rlt: tau must be a finite number or None, got inf"),
         "duplicate_option": (["run", *TINY, "--methods", "random(seed=1, seed=2)", "--results", "{results}"],
