@@ -326,11 +326,111 @@ CASES: dict[str, dict[str, tuple]] = {
     },
 }
 
+BIG = "99999999999999999999999"  # past any 64-bit integer
+
+# Numbers at the extremes, wrong types, special files, broken plug-ins and thin results: each
+# refused where it enters (spec parsing, planning, annotations, config.json, the checkpoint
+# path, plug-in import, the report), before anything runs. More placeholders: fifo and
+# zero_link (a FIFO, a symlink to /dev/zero), hf_* (checkpoint folders whose config.json has
+# a wrong-typed field), d48inf/d48frac/k400inf (annotations with Infinity, 1.7, inf),
+# d48mix (a good and an undecodable video), plug_exit/plug_needy (plug-ins),
+# acc_unreachable/acc_error (accuracy results holding only such cells).
+
+# hf_<name>: a checkpoint folder whose config.json has this one field wrong, and the error's fragment.
+HF_FIELDS = {
+    "hidden_zero": ('"hidden_size": 0', "hidden_size must be an integer in 1..1048576, got 0"),
+    "hidden_text": ('"hidden_size": "768"', 'hidden_size must be an integer in 1..1048576, got "768"'),
+    "image_big": ('"image_size": "big"', 'image_size must be an integer in 1..1048576 (or a square [n, n]), got "big"'),
+    "labels_ten": ('"num_labels": "ten"', 'num_labels must be an integer in 0..1048576, got "ten"'),
+    "eps_negative": ('"layer_norm_eps": -1', "layer_norm_eps must be a finite number > 0, got -1"),
+    "frames_bool": ('"num_frames": true', "num_frames must be an integer in 1..1048576, got true"),
+}
+EDGE_CASES: dict[str, dict[str, tuple]] = {
+    "cli": {
+        "plugin_sys_exit": (["--plugin", "{plug_exit}", "ls", "methods"], "called sys.exit(3) while being imported"),
+        "plugin_option_without_default": (["--plugin", "{plug_needy}", "ls", "methods"],
+                                          "option 'k' has no default"),
+    },
+    "flops": {
+        "method_layer_past_depth": (["flops", "--backbone", "test_tiny", "--methods", "attention(layer=99)"],
+                                    "layer 99 does not exist in a 2-block backbone"),
+        "p_step_tiny": (["flops", "--backbone", "test_tiny", "--p-ratio", "0.1:0.9:1e-9"],
+                        "gives 800000001 points; at most 1000"),
+        "duplicate_option": (["flops", "--backbone", "test_tiny", "--methods", "random(seed=1, seed=2)"],
+                             "gives option 'seed' more than once"),
+        **{f"config_{name}": (["flops", "--backbone", "test_tiny", "--methods", "none", "--checkpoint", f"{{hf_{name}}}"],
+                              fragment) for name, (_, fragment) in HF_FIELDS.items()},
+        "num_classes_huge": (["flops", "--backbone", "test_tiny", "--num-classes", BIG],
+                             "num_classes must be at most 1048576"),
+        "checkpoint_fifo": (["flops", "--backbone", "test_tiny", "--methods", "none", "--checkpoint", "{fifo}"],
+                            "cannot read checkpoint {fifo}: not a regular file"),
+        "checkpoint_dev_zero": (["flops", "--backbone", "test_tiny", "--methods", "none", "--checkpoint", "/dev/zero"],
+                                "cannot read checkpoint /dev/zero: not a regular file"),
+        "checkpoint_link_to_dev_zero": (["flops", "--backbone", "test_tiny", "--methods", "none",
+                                         "--checkpoint", "{zero_link}"], "not a regular file"),
+    },
+    "run": {
+        "method_layer_past_depth": (["run", *TINY, "--methods", "attention(layer=99)", "--results", "{results}"],
+                                    "layer 99 does not exist in a 2-block backbone; give layer in 0..1"),
+        "oracle_block_past_depth": (["run", *TINY, "--methods", "oracle(block=7)", "--results", "{results}"],
+                                    "block 7 does not exist in a 2-block backbone"),
+        "tome_r_huge": (["run", *TINY, "--methods", f"tome(r={BIG})", "--results", "{results}"],
+                        "is more than the backbone's 32 patch tokens"),
+        "vid_tldr_r_huge": (["run", *TINY, "--methods", f"vid_tldr(r_list=[{BIG}])", "--results", "{results}"],
+                            "is more than the backbone's 32 patch tokens"),
+        "random_seed_huge": (["run", *TINY, "--methods", f"random(seed={BIG})", "--results", "{results}"],
+                             "random: seed must be a non-negative integer below 2**63"),
+        "seed_huge": (["run", *TINY, "--seed", BIG, "--results", "{results}"], f"'--seed': {BIG} is not in the range"),
+        "seed_negative": (["run", *TINY, "--seed", "-1", "--results", "{results}"], "'--seed': -1 is not in the range"),
+        "num_classes_huge": (["run", *TINY, "--num-classes", "999999999999", "--results", "{results}"],
+                             "num_classes must be at most 1048576"),  # was an oom record
+        "rlt_tau_infinite": (["run", *TINY, "--methods", "rlt(tau=1e999)", "--results", "{results}"],
+                             "rlt: tau must be a finite number or None, got inf"),
+        "duplicate_option": (["run", *TINY, "--methods", "random(seed=1, seed=2)", "--results", "{results}"],
+                             "method spec 'random(seed=1, seed=2)' gives option 'seed' more than once"),
+        "p_step_tiny": (["run", *TINY, "--p-ratio", "0.1:0.9:1e-9", "--results", "{results}"],
+                        "gives 800000001 points; at most 1000 are allowed"),
+        "p_step_beyond_decimal": (["run", *TINY, "--p-ratio", "0.1:0.9:1e-99999999999", "--results", "{results}"],
+                                  "gives over a billion points"),
+        "p_list_too_long": (["run", *TINY, "--p-ratio", ",".join(["0.5"] * 1001), "--results", "{results}"],
+                            "gives 1001 points"),
+        "checkpoint_fifo": (["run", *TINY, "--checkpoint", "{fifo}", "--results", "{results}"],
+                            "cannot read checkpoint {fifo}: not a regular file (a FIFO, device or socket)"),
+        "checkpoint_dev_zero": (["run", *TINY, "--checkpoint", "/dev/zero", "--results", "{results}"],
+                                "not a regular file"),
+        "config_hidden_text": (["run", *TINY, "--checkpoint", "{hf_hidden_text}", "--results", "{results}"],
+                               'hidden_size must be an integer in 1..1048576, got "768"'),
+        "diving48_start_infinity": (["run", *REAL, "--methods", "none", "--data-root", "{d48inf}", "--results",
+                                     "{results}"], "has start_frame inf: expected a whole number in 0..2147483647"),
+        "diving48_fractional_label": (["run", *REAL, "--methods", "none", "--data-root", "{d48frac}", "--results",
+                                       "{results}"], "has label 1.7: expected a whole number in 0..1"),
+        "kinetics400_time_inf": (["run", "--dataset", "kinetics400", "--backbone", "test_tiny", "--methods", "none",
+                                  "--data-root", "{k400inf}", "--results", "{results}"], "has time_start 'inf'"),
+    },
+    "train backbone": {
+        "seed_huge": (["train", "backbone", "--dataset", "synth-motion", "--seed", BIG, "--out", "{tmp}/m.safetensors"],
+                      "'--seed': 99999999999999999999999 is not in the range"),
+    },
+    "report": {
+        "only_unreachable": (["report", "--results", "{acc_unreachable}", "--out", "{tmp}/out"],
+                             "nothing to report: no cell with status ok, accuracy and GFLOPs among the 2 accuracy "
+                             "cells (2 unreachable)"),
+        "only_error": (["report", "--results", "{acc_error}", "--out", "{tmp}/out", "--no-viz"],
+                       "(2 error) (re-run the failed ones with 'tokbench run --retry-failed')"),
+    },
+    "viz": {
+        "undecodable_clip": (["viz", "--method", "random", *REAL, "--p-ratio", "0.5", "--data-root", "{d48mix}",
+                              "--clip", "1", "--out", "{tmp}/v.png"],
+                             "clip 1 (bad) of diving48/test could not be read: ", NEEDS_AV),
+    },
+}
 PARAMS = [
     pytest.param(argv, fragment, id=f"{command.replace(' ', '_')}-{name}", marks=list(marks))
-    for command, cases in CASES.items()
+    for table in (CASES, EDGE_CASES)
+    for command, cases in table.items()
     for name, (argv, fragment, *marks) in cases.items()
 ]
+assert len({p.id for p in PARAMS}) == len(PARAMS), "two cases share an id"
 
 
 def invoke(*args: str):
@@ -391,11 +491,73 @@ def world(tmp_path_factory, shared_cache):
     (d48 / "rgb" / "bad.mp4").write_bytes(rng.randbytes(4000))
     (root / "lw_bad").mkdir()
     (root / "lw_bad" / "synth-motion.selector.safetensors").write_bytes(rng.randbytes(300))
+    edge = _edge_inputs(root)
     paths = {name: root / name for name in ("results", "acc", "file", "garbage_dir", "empty_dir", "d48bad", "lw_bad")}
+    paths.update(edge)
     paths.update(garbage=root / "garbage.jsonl", bad_pth=root / "bad.pth", bad_st=root / "bad.safetensors",
                  trunc=root / "trunc.safetensors")
     assert len(list((root / "results").rglob("*.jsonl"))) == 1 and len(list((root / "acc").rglob("*.jsonl"))) == 1
     return root, {k: str(v) for k, v in paths.items()}
+
+
+def _edge_inputs(root: Path) -> dict[str, Path]:
+    """The inputs of EDGE_CASES, made in ``root`` (after ``acc``, whose records they reuse)."""
+    import json
+    import os
+
+    made = {}
+    os.mkfifo(root / "fifo.pth")
+    (root / "zero.pth").symlink_to("/dev/zero")
+    made.update(fifo=root / "fifo.pth", zero_link=root / "zero.pth")
+    for name, (field, _) in HF_FIELDS.items():
+        folder = root / f"hf_{name}"
+        folder.mkdir()
+        (folder / "config.json").write_text(f'{{"model_type": "videomae", {field}}}')
+        made[f"hf_{name}"] = folder
+    d48 = {"d48inf": '{"vid_name": "v", "label": 0, "start_frame": Infinity, "end_frame": 20}',
+           "d48frac": '{"vid_name": "v", "label": 1.7, "start_frame": 0, "end_frame": 20}'}
+    for name, entry in d48.items():
+        (root / name).mkdir()
+        (root / name / "Diving48_vocab.json").write_text('[["a"], ["b"]]')
+        for split in ("train", "test"):
+            (root / name / f"Diving48_V2_{split}.json").write_text(f"[{entry}]")
+        made[name] = root / name
+    k400 = root / "k400inf"
+    k400.mkdir()
+    (k400 / "train.csv").write_text("label,youtube_id,time_start,time_end,split\nbowling,aaa,0,10,train\n")
+    (k400 / "validate.csv").write_text("label,youtube_id,time_start,time_end,split\nbowling,bbb,inf,10,val\n")
+    made["k400inf"] = k400
+    if importlib.util.find_spec("av") is not None:  # a Diving48 folder whose clip 0 decodes and clip 1 does not
+        from fakedata import COL, write_video
+
+        mix = root / "d48mix"
+        (mix / "rgb").mkdir(parents=True)
+        (mix / "Diving48_vocab.json").write_text('[["a"], ["b"]]')
+        for split in ("train", "test"):
+            (mix / f"Diving48_V2_{split}.json").write_text(
+                '[{"vid_name": "good", "label": 0}, {"vid_name": "bad", "label": 1}]')
+        write_video(mix / "rgb" / "good.mp4", COL["a"])
+        (mix / "rgb" / "bad.mp4").write_bytes(random.Random(1).randbytes(4000))
+        made["d48mix"] = mix
+    (root / "plug_exit.py").write_text("import sys\nsys.exit(3)\n")
+    (root / "plug_needy.py").write_text(
+        "from tokbench.methods import Method, register_method\n\n\n"
+        "@register_method('needy_issue15')\nclass Needy(Method):\n"
+        "    def __init__(self, *, p_ratio: float = 1.0, k: int) -> None:\n"
+        "        super().__init__(p_ratio=p_ratio)\n        self.k = k\n")
+    made.update(plug_exit=root / "plug_exit.py", plug_needy=root / "plug_needy.py")
+    # Accuracy results whose every cell is unreachable or failed: no metric fields, as the runner writes them.
+    records = [json.loads(line) for f in sorted((root / "acc").rglob("*.jsonl")) for line in f.read_text().splitlines()]
+    measured = ("gflops", "gflops_std", "flop_counter", "params_m", "tokens_per_block", "tokens_kept", "flops_by_operator",
+                "top1", "top5", "clips", "views", "view_averaging", "skipped_videos", "method_state")
+    for status in ("unreachable", "error"):
+        folder = root / f"acc_{status}"
+        folder.mkdir()
+        thin = [{**{k: v for k, v in r.items() if k not in measured}, "status": status, "error": "it failed"}
+                for r in records]
+        (folder / "baseline.jsonl").write_text("".join(json.dumps(r) + "\n" for r in thin))
+        made[f"acc_{status}"] = folder
+    return made
 
 
 @pytest.mark.parametrize(("argv", "fragment"), PARAMS)
@@ -426,3 +588,119 @@ def test_a_check_regression_is_exit_1_not_an_error(world, cache):
     assert r.exit_code == 1, (r.stdout, r.stderr, r.exception)
     assert "regression" in r.stdout and "tokbench: error" not in r.stderr
     assert snapshot(root) == before
+
+
+# --------------------------------------------------------------------------- recoveries
+# Damaged caches, RLT's forced first slice, a --limit past the split, a BOM: not errors,
+# the documented recovery.
+
+
+def _records(results: Path) -> list[dict]:
+    from tokbench.store import load_records
+
+    return [r for f in sorted(results.rglob("*.jsonl")) for r in load_records(f)]
+
+
+@pytest.mark.parametrize("damage", ["[]", "null", "missing_field", "extra_field", "string_gflops", "entry_null"])
+def test_a_damaged_flops_cache_is_counted_again_never_trusted(damage, tmp_path, monkeypatch):
+    import json
+
+    monkeypatch.setenv("TOKBENCH_CACHE", str(tmp_path / "cache"))
+    argv = ["flops", "--backbone", "test_tiny", "--methods", "none,random", "--p-ratio", "0.5", "--format", "json"]
+    clean = invoke(*argv)
+    assert clean.exit_code == 0, clean.stderr
+    cache = tmp_path / "cache" / "flops.json"
+    good = json.loads(cache.read_text())
+    assert len(good) == 2
+    key, entry = sorted(good.items())[0]
+    damaged = {
+        "[]": [], "null": None,
+        "missing_field": {key: {k: v for k, v in entry.items() if k != "gflops"}},
+        "extra_field": {key: {**entry, "note": "hand-edited"}},
+        "string_gflops": {key: {**entry, "gflops": str(entry["gflops"])}},
+        "entry_null": {key: None},
+    }[damage]
+    cache.write_text(json.dumps(damaged))
+    again = invoke(*argv)
+    assert again.exit_code == 0 and again.stderr == "", again.stderr
+    assert again.stdout == clean.stdout  # counted again: the same numbers
+    assert json.loads(cache.read_text())[key] == entry  # and the entry rewritten
+    # A sweep measures every cell (before: every cell stored as error, which the re-run skipped).
+    cache.write_text(json.dumps(damaged))
+    r = invoke("run", *TINY, "--results", tmp_path / "res")
+    assert r.exit_code == 0, r.stderr
+    assert [x["status"] for x in _records(tmp_path / "res")] == ["ok", "ok"]
+    assert not list(cache.parent.glob("*.tmp"))  # written by temporary file and rename, none left
+
+
+def test_rlt_keeps_the_first_slice_whatever_tau(tmp_path, cache):
+    """tau=1e300 is +inf in float32, where the forced first slice's +inf score is not above
+    it: RLT kept no token at all and stored ok. The first slice (16 of test_tiny's 32) stays."""
+    r = invoke("run", "--backbone", "test_tiny", "--metrics", "flops", "--methods", "rlt(tau=1e300),rlt(tau=1e30)",
+               "--p-ratio", "1", "--results", tmp_path / "res")
+    assert r.exit_code == 0, r.stderr
+    records = _records(tmp_path / "res")
+    assert [(x["status"], x["tokens_kept"]) for x in records] == [("ok", 16.0), ("ok", 16.0)]
+
+
+def test_limit_past_a_synthetic_split_evaluates_the_split(tmp_path, cache, monkeypatch):
+    """--limit 5 on a 3-clip split (the 500-clip split, shrunk to stay fast) evaluates its 3
+    clips, as on real datasets, instead of generating 2 clips that are not in it."""
+    from tokbench.data import synthetic
+
+    monkeypatch.setitem(synthetic.DEFAULT_CLIPS, "val", 3)
+    r = invoke("run", "--dataset", "synth-motion", "--methods", "none", "--metrics", "accuracy", "--limit", "5",
+               "--results", tmp_path / "res")
+    assert r.exit_code == 0, r.stderr
+    (record,) = _records(tmp_path / "res")
+    assert record["status"] == "ok" and record["clips"] == 3
+
+
+def test_seed_out_of_range_is_refused_while_planning():
+    from tokbench.benchmark.runner import Sweep, plan
+    from tokbench.errors import TokbenchError
+
+    for seed in (2**63, -1):
+        with pytest.raises(TokbenchError, match=r"--seed must be a non-negative integer below 2\*\*63"):
+            plan(Sweep(backbones=("test_tiny",), methods=("none",), p_ratios=(1.0,), seed=seed))
+
+
+def test_a_damaged_synthetic_clip_cache_is_generated_again(tmp_path, monkeypatch):
+    import numpy as np
+
+    from tokbench.benchmark.flops import default_cache_dir
+    from tokbench.data.synthetic import SyntheticDataset
+
+    monkeypatch.setenv("TOKBENCH_CACHE", str(tmp_path))
+    first = np.array(SyntheticDataset("synth-motion", "val", num_clips=3).videos)
+    (cached,) = (default_cache_dir() / "data").glob("synth-motion-val-*/videos.npy")
+    np.save(cached, first[:2])  # loads fine, but two clips short
+    again = SyntheticDataset("synth-motion", "val", num_clips=3)
+    assert np.array_equal(np.array(again.videos), first) and np.load(cached).shape == first.shape
+
+
+@pytest.mark.parametrize("dataset", ["kinetics400", "jester"])
+def test_annotations_with_a_byte_order_mark_read_like_without(dataset, tmp_path):
+    """Excel and Notepad start CSVs with a BOM; Kinetics-400 then had no 'youtube_id' column
+    and Jester's first class name began with U+FEFF."""
+    from tokbench.data import create_dataset
+
+    files, video = {
+        "kinetics400": ({"train.csv": "label,youtube_id,time_start,time_end,split\nbowling,aaa,0,10,train\n",
+                         "validate.csv": "label,youtube_id,time_start,time_end,split\nbowling,bbb,3,13,val\n"},
+                        "val/bbb_000003_000013.mp4"),
+        "jester": ({"jester-v1-labels.csv": "Swiping Left\nSwiping Right\n",
+                    "jester-v1-validation.csv": "7;Swiping Left\n"}, "20bn-jester-v1/7/"),
+    }[dataset]
+    read = []
+    for bom in ("", "\ufeff"):
+        root = tmp_path / f"bom{len(bom)}"
+        for name, text in files.items():
+            root.mkdir(exist_ok=True)
+            (root / name).write_text(bom + text, encoding="utf-8")
+        where = root / video  # the clip only has to exist: nothing is decoded here
+        where.parent.mkdir(parents=True, exist_ok=True)
+        where.mkdir() if video.endswith("/") else where.touch()
+        ds = create_dataset(dataset, split="val", root=root)
+        read.append((list(ds.classes), [(x.id, x.label) for x in ds.samples]))
+    assert read[1] == read[0] and read[0][1] and "\ufeff" not in str(read[1])

@@ -104,6 +104,29 @@ def test_entry_points_register_modules_and_classes_and_skip_broken_ones(tmp_path
     assert "tokbench: warning: method plug-in 'broken'" in r.stderr
 
 
+def test_installed_plugins_that_exit_or_lack_a_default_are_warnings_and_ls_still_lists(tmp_path, monkeypatch):
+    """A plug-in calling sys.exit() at import ended tokbench silently; one whose option has no
+    default broke 'ls methods' (the listing builds each method with its defaults)."""
+    needy = ("from tokbench.methods import Method, register_method\n\n\n@register_method('needy')\n"
+             "class Needy(Method):\n    def __init__(self, *, p_ratio: float = 1.0, k: int) -> None:\n"
+             "        super().__init__(p_ratio=p_ratio)\n        self.k = k\n")
+    fake_distribution(tmp_path, "fake_tokbench_pkg2", "exits = fake_mod_x\nneedy = fake_mod_y\nfine = fake_mod_z", {
+        "fake_mod_x.py": "import sys\nsys.exit(3)\n", "fake_mod_y.py": needy,
+        "fake_mod_z.py": PLUGIN.format(name="fine"),
+    })
+    monkeypatch.syspath_prepend(str(tmp_path))
+    r = CliRunner().invoke(cli, ["ls", "methods", "--format", "json"])
+    assert r.exit_code == 0, r.output
+    assert {"fine", "random"} <= {row["name"] for row in json.loads(r.stdout)} and "needy" not in METHODS
+    assert r.stderr.splitlines() == [
+        "tokbench: warning: method plug-in 'exits' from fake_tokbench_pkg2 was not loaded: it called sys.exit(3) "
+        "while being imported",
+        "tokbench: warning: method plug-in 'needy' from fake_tokbench_pkg2 was not loaded: TypeError: method "
+        "'needy' (Needy): option 'k' has no default; every option needs one, since a spec may leave it out "
+        "(write k=... in __init__)",
+    ]
+
+
 @pytest.mark.parametrize("text,target,message", [
     (None, "no_such_module_xyz", "--plugin no_such_module_xyz: no module named 'no_such_module_xyz'"),
     (None, "missing.py", "--plugin missing.py: no such file"),

@@ -19,6 +19,8 @@ import click
 from tokbench.errors import TokbenchError, TokbenchWarning, UnreachableError
 
 DEFAULT_P = "0.1:0.9"
+#: Seeds feed torch generators, which take 64 bits; 63, so that no two seeds share a stream.
+SEED = click.IntRange(0, 2**63 - 1)
 
 
 class TokbenchGroup(click.Group):
@@ -215,7 +217,7 @@ def train_group() -> None:
 @click.option("--token-drop", type=click.FloatRange(0, 1), default=0.5, show_default=True,
               help="Fraction of batches trained with random token drop (robustness to missing tokens).")
 @click.option("--train-clips", type=click.IntRange(min=1), default=None, help="Training clips [default: 2000].")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--dtype", type=click.Choice(["fp32", "fp16"]), default="fp32", show_default=True,
               help="Precision of the saved weights (the zoo ships fp16).")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
@@ -257,7 +259,7 @@ def _artifact_options(kind: str, dataset_help: str, *, epochs: int, lr: float):
                           f"[default: checkpoints/{kind}/<dataset>.safetensors]."),
         click.option("--epochs", type=click.IntRange(min=1), default=epochs, show_default=True),
         click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=lr, show_default=True),
-        click.option("--seed", type=int, default=0, show_default=True),
+        click.option("--seed", type=SEED, default=0, show_default=True),
     ]
 
     def wrap(func):
@@ -364,7 +366,7 @@ def train_image_teacher_cmd(dataset, out, epochs, lr, seed):
 @click.option("--stage", type=click.Choice(["both", "selector", "extractor"]), default="both", show_default=True)
 @click.option("--selector-epochs", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("--extractor-epochs", type=click.IntRange(min=1), default=8, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 def train_lookwhen_cmd(dataset, out_dir, image_teacher, uniqueness_k, stage, selector_epochs, extractor_epochs, seed):
     """LookWhen's pre-training (Salamatian, Fuller et al., arXiv 2605.06809).
 
@@ -549,7 +551,8 @@ def _launcher_options(func):
               help="Dataset(s) for accuracy, comma-separated (see 'tokbench ls datasets'). Without it: cost only.")
 @click.option("--data-root", type=click.Path(path_type=Path), default=None, help="Folder of a real dataset.")
 @click.option("--split", default=None, help="Split to evaluate [default: each dataset's evaluation split].")
-@click.option("--limit", type=click.IntRange(min=1), default=None, help="Evaluate only the first N videos.")
+@click.option("--limit", type=click.IntRange(min=1), default=None,
+              help="Evaluate only the first N videos (all of them in a smaller split).")
 @click.option("--eval-batch-size", type=click.IntRange(min=1), default=None,
               help="Videos per accuracy batch [default: 64 on the synthetic suite's tiny clips, else 8].")
 @click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True, help="DataLoader worker processes.")
@@ -564,7 +567,7 @@ def _launcher_options(func):
 @click.option("--batch-size", type=int, default=1, show_default=True, help="Clips per timed forward pass.")
 @click.option("--warmup", type=int, default=3, show_default=True, help="Untimed forward passes before timing.")
 @click.option("--repeats", type=int, default=10, show_default=True, help="Timed forward passes (median reported).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--results", "results_dir", type=click.Path(path_type=Path), default=Path("results"), show_default=True,
               help="Results folder; records are appended under runs/<machine>/.")
 @click.option("--name", default="sweep", show_default=True, help="Label for this run's results file.")
@@ -807,6 +810,7 @@ def flops_cmd(backbones, methods, p_ratio, checkpoint, num_classes, fmt) -> None
         for spec in specs:
             cls = METHODS.get(parse_method_spec(spec)[0])
             reference = build_method(spec, p_ratio=1.0)
+            reference.validate(config)  # options that do not fit this backbone, as 'run' refuses them
             for p in ratios if cls.uses_p_ratio else (1.0,):
                 row = {"backbone": backbone, "method": method_id(reference), "p_ratio": p, "tokens_kept": "",
                        "gflops": "", "params_m": "", "embeds": cls.embeds, "status": "ok"}

@@ -48,6 +48,12 @@ def _registered_since(before: set[str]) -> list[str]:
     return sorted(set(METHODS.names()) - before)
 
 
+def _describe(e: BaseException) -> str:
+    if isinstance(e, SystemExit):
+        return f"it called sys.exit({e.code!r}) while being imported"
+    return f"{type(e).__name__}: {e}"
+
+
 def load_plugin(target: str) -> list[str]:
     """Import plug-in ``target`` (a dotted module path, importable from the current folder,
     or a ``.py`` file) and return the method names it registered.
@@ -81,8 +87,9 @@ def load_plugin(target: str) -> list[str]:
             raise PluginError(f"--plugin {target}: no module named {e.name!r} (give an importable module path "
                               "or a .py file)") from None
         raise PluginError(f"--plugin {target} failed to import: {type(e).__name__}: {e}") from None
-    except Exception as e:  # noqa: BLE001 - any error in user code becomes one line
-        raise PluginError(f"--plugin {target} failed to import: {type(e).__name__}: {e}") from None
+    except (Exception, SystemExit) as e:  # noqa: BLE001 - any error in user code becomes one line
+        # SystemExit too: a plug-in calling sys.exit() at import would end tokbench silently.
+        raise PluginError(f"--plugin {target} failed to import: {_describe(e)}") from None
     _LOADED[target] = target
     names = _registered_since(before)
     if not names:
@@ -115,9 +122,9 @@ def load_entry_points(*, warn=None) -> list[str]:
                 from tokbench.methods import register_method
 
                 register_method(ep.name)(obj)
-        except Exception as e:  # noqa: BLE001
+        except (Exception, SystemExit) as e:  # noqa: BLE001 - SystemExit: see load_plugin
             if warn is not None:
-                warn(f"method plug-in {ep.name!r} from {dist} was not loaded: {type(e).__name__}: {e}")
+                warn(f"method plug-in {ep.name!r} from {dist} was not loaded: {_describe(e)}")
             continue
         _LOADED[ep.value] = dist
         version = getattr(ep.dist, "version", None)

@@ -13,6 +13,7 @@ numpy arrays and matplotlib.
 from __future__ import annotations
 
 import textwrap
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -175,10 +176,16 @@ def select_on_clip(spec: str, p_ratio: float, dataset: str, *, clip: int = 0, ba
     data = shared.dataset(cell)
     if not 0 <= clip < len(data):
         raise TokbenchError(f"--clip {clip} is out of range: {dataset}/{data.split} has {len(data)} clips")
-    item = data[clip]
+    with warnings.catch_warnings():
+        # A clip that does not decode warns (an evaluation counts and goes on); here it is
+        # the error below, said once, not a raw Python warning followed by the error.
+        warnings.simplefilter("ignore")
+        item = data[clip]
     batch = collate_clips([item])
     if batch["video"] is None:
-        raise TokbenchError(f"clip {clip} of {dataset} could not be read")
+        reason = f": {item['error']}" if item.get("error") else ""
+        raise TokbenchError(f"clip {clip} ({item.get('id')}) of {dataset}/{data.split} could not be read{reason}; "
+                            "pick another with --clip")
     video = batch["video"]
     video = video[:, 0] if video.dim() == 6 else video  # first view
     method = _prepared_method(cell, sweep, shared)

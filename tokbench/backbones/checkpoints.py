@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,7 +44,8 @@ from tokbench.errors import CheckpointError
 if TYPE_CHECKING:
     from tokbench.backbones.vit import VideoViT
 
-__all__ = ["config_overrides_from_checkpoint", "load_checkpoint", "read_state_dict", "to_tokbench_keys"]
+__all__ = ["config_overrides_from_checkpoint", "load_checkpoint", "read_state_dict", "to_tokbench_keys",
+           "regular_file"]
 
 _TORCH_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt")
 _HF_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
@@ -71,6 +73,20 @@ _HF_DEFAULTS = {  # transformers VideoMAEConfig defaults, for keys a config.json
     "intermediate_size": 3072, "hidden_act": "gelu", "layer_norm_eps": 1e-12,
     "use_mean_pooling": True,
 }
+#: The type of every config.json field tokbench reads: "int" (at least the bound given),
+#: "size" (an int or a square [n, n]), "eps" (a finite number > 0), "bool", "str". A field
+#: of the wrong type ("768", 0, "big", "ten") is one CheckpointError naming it, never a
+#: TypeError or ZeroDivisionError further on.
+_HF_TYPES = {
+    "model_type": ("str",), "hidden_act": ("str",), "use_mean_pooling": ("bool",),
+    "qv_bias": ("bool",), "qkv_bias": ("bool",), "layer_norm_eps": ("eps",),
+    "image_size": ("size", 1), "patch_size": ("size", 1),
+    "num_channels": ("int", 1), "num_frames": ("int", 1), "tubelet_size": ("int", 1),
+    "hidden_size": ("int", 1), "num_hidden_layers": ("int", 1), "num_attention_heads": ("int", 1),
+    "intermediate_size": ("int", 1), "num_labels": ("int", 0),
+}
+#: Larger sizes are not a model anyone has (and overflow torch's int64 shapes when multiplied).
+_HF_MAX_INT = 2**20
 _HF_FC_NORM_EPS = 1e-5  # VideoMAEForVideoClassification.fc_norm is nn.LayerNorm(hidden_size)
 _MEAN_POOLING_ONLY = (
     "only mean pooling is supported (use_mean_pooling=False pools the first patch token)"
@@ -103,18 +119,24 @@ def config_overrides_from_checkpoint(checkpoint: str | Path) -> dict[str, Any]:
     if not (path.is_dir() and config_file.is_file()):
         return {}
     try:
-        cfg = json.loads(config_file.read_text())
+        cfg = json.loads(regular_file(config_file, "checkpoint config").read_text(encoding="utf-8-sig"))
     except (OSError, ValueError) as e:
         raise CheckpointError(f"cannot read {config_file}: {_reason(e)}") from None
     if not isinstance(cfg, dict) or cfg.get("model_type") != "videomae":
         found = cfg.get("model_type") if isinstance(cfg, dict) else None
         raise CheckpointError(f"{config_file}: model_type {found!r} is not supported (expected 'videomae')")
     cfg = {**_HF_DEFAULTS, **cfg}
+    for key, kind in _HF_TYPES.items():
+        if key in cfg:
+            _check_field(config_file, key, cfg[key], *kind)
+    if cfg.get("id2label") is not None and not isinstance(cfg["id2label"], dict):
+        raise CheckpointError(f"{config_file}: id2label must be an object mapping class ids to names, "
+                              f"got {json.dumps(cfg['id2label'])}")
     if cfg["hidden_act"] != "gelu":
         raise CheckpointError(f"{config_file}: hidden_act {cfg['hidden_act']!r} is not supported (only 'gelu')")
     if not cfg["use_mean_pooling"]:
         raise CheckpointError(f"{config_file}: {_MEAN_POOLING_ONLY}")
-    hidden, inter = cfg["hidden_size"], cfg["intermediate_size"]
+    hidden, inter = cfg["hidden_size"], cfg["intermediate_size"]  # ints >= 1 (checked above)
     mlp_ratio = inter / hidden
     if int(hidden * mlp_ratio) != inter:
         raise CheckpointError(f"{config_file}: intermediate_size {inter} is not representable as hidden_size * mlp_ratio")
@@ -139,16 +161,38 @@ def config_overrides_from_checkpoint(checkpoint: str | Path) -> dict[str, Any]:
     if isinstance(cfg.get("id2label"), dict):
         overrides["num_classes"] = len(cfg["id2label"])
     elif "num_labels" in cfg:
-        overrides["num_classes"] = int(cfg["num_labels"])
+        overrides["num_classes"] = cfg["num_labels"]
     return overrides
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_field(source: Path, key: str, value: Any, kind: str, low: int = 1) -> None:
+    """Refuse a config.json field that is not of its type in :data:`_HF_TYPES`."""
+    if kind == "str":
+        ok, want = isinstance(value, str), "a string"
+    elif kind == "bool":
+        ok, want = isinstance(value, bool), "true or false"
+    elif kind == "eps":
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+        want = "a finite number > 0"
+    else:
+        want = f"an integer in {low}..{_HF_MAX_INT}" + (" (or a square [n, n])" if kind == "size" else "")
+        items = value if kind == "size" and isinstance(value, list) and len(value) == 2 else [value]
+        ok = all(_is_int(v) and low <= v <= _HF_MAX_INT for v in items)
+    if not ok:
+        raise CheckpointError(f"{source}: {key} must be {want}, got {json.dumps(value)}")  # as written in the file
+
+
 def _square(value: Any, name: str, source: Path) -> int:
-    if isinstance(value, (list, tuple)):
-        if len(value) != 2 or value[0] != value[1]:
+    """An int, or a square [n, n] (checked by _check_field) as n."""
+    if isinstance(value, list):
+        if value[0] != value[1]:
             raise CheckpointError(f"{source}: {name} {value} is not square; only square sizes are supported")
         value = value[0]
-    return int(value)
+    return value
 
 
 # --------------------------------------------------------------------------- loading
@@ -359,6 +403,21 @@ def _existing(checkpoint: str | Path) -> Path:
                                   "needs a dataset: give the weights file instead, e.g. "
                                   "tokbench/zoo/synth-motion.safetensors")
         raise CheckpointError(f"checkpoint not found: {path}")
+    return regular_file(path, "checkpoint")
+
+
+def regular_file(path: str | Path, what: str) -> Path:
+    """``path``, unless it exists and is neither a regular file nor a folder: a FIFO, a
+    device such as /dev/zero or a socket is refused before anything opens it, since reading
+    one blocks forever or never ends (torch, safetensors and the weights hash read to the
+    end). A missing path or a folder is left to the caller's own message.
+
+    Raises:
+        CheckpointError: ``cannot read <what> <path>: ...``.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_file() and not path.is_dir():
+        raise CheckpointError(f"cannot read {what} {path}: not a regular file (a FIFO, device or socket)")
     return path
 
 

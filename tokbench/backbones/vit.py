@@ -37,6 +37,8 @@ from tokbench.tokens import Clips, Tokens
 __all__ = ["VideoViT", "VideoViTConfig", "TubeletEmbed", "sincos_table", "self_attention"]
 
 AttnImpl = Literal["sdpa", "explicit"]
+#: The largest classifier head a config accepts (--num-classes, config.json's num_labels).
+MAX_CLASSES = 2**20
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,9 @@ class VideoViTConfig:
             (self.global_pool == "avg" or self.class_token, "global_pool='token' needs class_token=True"),
             (self.attn_impl in ("sdpa", "explicit"), "attn_impl must be 'sdpa' or 'explicit'"),
             (self.num_classes >= 0 and self.depth >= 1, "num_classes must be >= 0 and depth >= 1"),
+            # A head past this is no dataset's (21k ImageNet classes; Kinetics has 700): refused
+            # here rather than stored as an `oom` cell or counted as petaFLOPs.
+            (self.num_classes <= MAX_CLASSES, f"num_classes must be at most {MAX_CLASSES}"),
         ]
         for ok, message in checks:
             if not ok:

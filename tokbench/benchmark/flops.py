@@ -16,6 +16,7 @@ clip on real clips and averaged, because E[F(K)] != F(E[K]).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -230,9 +231,9 @@ def cached_flops(
     trunk = dataclasses.replace(config, num_classes=0)
     path = (cache_dir or default_cache_dir()) / "flops.json"
     key = flops_cache_key(trunk, method)
-    cache = _read_cache(path)
-    if key in cache:
-        return _with_head(FlopCount(**cache[key]), config)
+    cached = _cached_count(_read_cache(path).get(key))
+    if cached is not None:
+        return _with_head(cached, config)
     result = count_flops(trunk, method, **kwargs)
     if not result.unsupported_ops:  # never cache a count that may be incomplete
         cache = _read_cache(path)  # re-read: another process may have added entries
@@ -255,16 +256,48 @@ def _with_head(count: FlopCount, config: VideoViTConfig) -> FlopCount:
 
 def _read_cache(path: Path) -> dict:
     try:
-        return json.loads(path.read_text())
+        cache = json.loads(path.read_text())
     except (OSError, ValueError):
         return {}  # a missing or damaged cache is rebuilt, never fatal
+    return cache if isinstance(cache, dict) else {}  # `[]` or `null`: damaged too
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _cached_count(entry) -> FlopCount | None:
+    """The FlopCount a cache entry holds, or None when the entry is missing or damaged (a
+    field missing, extra or of the wrong type, or counted under other rules): such an entry
+    is counted again and overwritten, never trusted."""
+    names = {f.name for f in dataclasses.fields(FlopCount)}
+    if not isinstance(entry, dict) or set(entry) != names or entry["counter"] != FLOP_COUNTER:
+        return None
+    ok = (
+        all(_is_number(entry[k]) and entry[k] >= 0 for k in ("gflops", "gflops_std"))
+        and isinstance(entry["params"], int) and not isinstance(entry["params"], bool) and entry["params"] >= 0
+        and isinstance(entry["clips"], int) and not isinstance(entry["clips"], bool) and entry["clips"] >= 1
+        and isinstance(entry["tokens_per_block"], list) and len(entry["tokens_per_block"]) > 0
+        and all(_is_number(t) and t >= 0 for t in entry["tokens_per_block"])
+        and isinstance(entry["by_operator"], dict) and all(_is_number(v) for v in entry["by_operator"].values())
+        and isinstance(entry["unsupported_ops"], dict) and not entry["unsupported_ops"]  # such counts are never cached
+    )
+    if not ok:
+        log.info("the FLOPs cache has a damaged entry; counting it again")
+        return None
+    return FlopCount(**entry)
 
 
 def _write_cache(path: Path, cache: dict) -> None:
+    tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as f:
+            tmp = f.name
             json.dump(cache, f)
-        os.replace(f.name, path)  # atomic: readers see the old or the new file
-    except OSError as e:
+        os.replace(tmp, path)  # atomic: readers see the old or the new file
+    except (OSError, TypeError, ValueError) as e:  # a full disk, or an entry json cannot write
         log.warning("could not write the FLOPs cache %s: %s", path, e)
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)  # no half-written temporary left beside the cache

@@ -117,7 +117,7 @@ def weights_id(checkpoint: str | None) -> str:
         return "random-init"
     path = Path(checkpoint)
     if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix in (".safetensors", ".bin", ".pth", ".pt"))
+        files = sorted(p for p in path.iterdir() if p.suffix in (".safetensors", ".bin", ".pth", ".pt") and p.is_file())
         path = files[0] if files else path / "config.json"
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -132,6 +132,10 @@ def _check_positive(sweep: Sweep) -> None:
             raise TokbenchError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(sweep, name)}")
     if sweep.warmup < 0:
         raise TokbenchError(f"--warmup must be >= 0, got {sweep.warmup}")
+    # torch generators take 64-bit seeds (a larger one overflowed mid-measurement); 63 bits,
+    # as for random(seed=...), so that no two seeds fold onto one stream.
+    if isinstance(sweep.seed, bool) or not isinstance(sweep.seed, int) or not 0 <= sweep.seed < 2**63:
+        raise TokbenchError(f"--seed must be a non-negative integer below 2**63, got {sweep.seed!r}")
     if not sweep.backbones or not sweep.methods or not sweep.p_ratios or not sweep.metrics:
         raise TokbenchError("nothing to run: give at least one backbone, method, P-Ratio and metric")
 
@@ -199,6 +203,7 @@ def plan(sweep: Sweep) -> list[Cell]:
                 name, _ = parse_method_spec(spec)
                 cls = METHODS.get(name)
                 reference = build_method(spec, p_ratio=1.0)  # validates the options once
+                reference.validate(config)  # and against this backbone (a block past its depth), before anything runs
                 ratios = sweep.p_ratios if cls.uses_p_ratio else (1.0,)
                 content = {}
                 if cls.cost_depends_on_content or cls.needs_calibration:
@@ -267,11 +272,18 @@ def open_dataset(sweep: Sweep, name: str, config: VideoViTConfig, *, train: bool
     card = DATASETS.get(name).card
     overrides: dict[str, Any] = {"frames": config.num_frames, "size": config.img_size}
     limit = sweep.train_limit if train else sweep.limit
-    if limit is not None:
-        overrides["num_clips" if card.kind == "synthetic" else "limit"] = limit
+    split = "train" if train else sweep.split or card.eval_split
+    if limit is not None and card.kind == "synthetic":
+        from tokbench.data.synthetic import DEFAULT_CLIPS
+
+        # Clip i of a synthetic split does not depend on its size, so num_clips=600 on the
+        # 500-clip split would invent 100 clips that are not in it: a limit keeps at most the
+        # split, as it does for real datasets (the record's clips says how many ran).
+        overrides["num_clips"] = min(limit, DEFAULT_CLIPS.get(split, limit))
+    elif limit is not None:
+        overrides["limit"] = limit
     if train and card.kind == "real":
         overrides.update(temporal_clips=1, spatial_crops=1)
-    split = "train" if train else sweep.split or card.eval_split
     dataset = create_dataset(name, split=split, root=sweep.data_root, **overrides)
     if card.kind == "real" and not train:
         from tokbench.data.real import check_readable

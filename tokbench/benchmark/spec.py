@@ -14,7 +14,11 @@ from typing import Any
 
 from tokbench.errors import SpecError
 
-__all__ = ["parse_p_ratios", "parse_metrics", "METRICS", "cell_key", "P_RATIO_HELP"]
+__all__ = ["parse_p_ratios", "parse_metrics", "METRICS", "cell_key", "P_RATIO_HELP", "MAX_P_RATIOS"]
+
+#: Points one --p-ratio may give: every point is a cell, and a step of 1e-9 once made a
+#: list of 800 million (8.8 GB) before anything ran. 1000 is a step of 0.001 over (0, 1].
+MAX_P_RATIOS = 1000
 
 METRICS = ("accuracy", "flops", "throughput")
 
@@ -40,6 +44,13 @@ def _check_ratio(value: Decimal, spec: str) -> float:
     return float(value)
 
 
+def _check_count(n: int, spec: str) -> None:
+    if n > MAX_P_RATIOS:
+        count = f"{n}" if n < 10**9 else "over a billion"
+        raise SpecError(f"--p-ratio {spec!r} gives {count} points; at most {MAX_P_RATIOS} are allowed (each is a cell "
+                        "to measure): use a larger step")
+
+
 def parse_p_ratios(spec: str) -> list[float]:
     """Parse P-Ratio syntax into a list of floats, in order, without duplicates.
 
@@ -47,7 +58,8 @@ def parse_p_ratios(spec: str) -> list[float]:
     ``"0.3,0.5,0.7"``; ``"0.5"``. Ranges are computed in decimal, so 0.1 + 0.2 is 0.3.
 
     Raises:
-        SpecError: malformed text, a value outside (0, 1], a step <= 0, start > stop.
+        SpecError: malformed text, a value outside (0, 1], a step <= 0, start > stop,
+            more than :data:`MAX_P_RATIOS` points.
     """
     spec = spec.strip()
     if not spec:
@@ -65,10 +77,16 @@ def parse_p_ratios(spec: str) -> list[float]:
             raise SpecError(f"--p-ratio {spec!r}: start {start} is greater than stop {stop}")
         _check_ratio(start, spec)
         _check_ratio(stop, spec)
-        n = int((stop - start) / step)  # whole steps that fit
+        try:
+            n = int((stop - start) / step)  # whole steps that fit
+        except ArithmeticError:  # decimal overflow: a step like 1e-9999999
+            n = 10**12  # reported as "over a billion"
+        _check_count(n + 1, spec)  # before the list is made
         values = [start + i * step for i in range(n + 1)]
     else:
-        values = [_number(part, "value", spec) for part in spec.split(",")]
+        parts = spec.split(",")
+        _check_count(len(parts), spec)
+        values = [_number(part, "value", spec) for part in parts]
     out: list[float] = []
     for v in values:
         ratio = _check_ratio(v, spec)

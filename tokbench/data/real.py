@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import json
+import math
 import os
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -223,18 +224,57 @@ def _parsing(card: DatasetCard, path: Path) -> Iterator[None]:
         yield
     except DataError:
         raise
-    except (KeyError, ValueError, TypeError, IndexError, AttributeError, UnicodeDecodeError) as e:
+    except (KeyError, ValueError, TypeError, IndexError, AttributeError, UnicodeDecodeError, OverflowError) as e:
         raise DataError(f"{card.name}: cannot parse {path}: {type(e).__name__}: {e}") from e
 
 
+# Annotation files are read as "utf-8-sig": a byte-order mark (Excel and Notepad write one)
+# is dropped instead of sticking to the first column name (then "has no column 'youtube_id'")
+# or failing JSON. Files without one read the same.
+_ENCODING = "utf-8-sig"
+
+#: Frame indices beyond this are not frames of any video (and overflow the decoder's int64 seeks).
+_MAX_FRAME = 2**31
+
+
 def _json(card: DatasetCard, path: Path) -> Any:
-    with _parsing(card, path), open(path, encoding="utf-8") as f:
+    with _parsing(card, path), open(path, encoding=_ENCODING) as f:
         return json.load(f)
+
+
+def _as_number(value: Any) -> int | float | None:
+    """A JSON number or CSV text as a number, else None (booleans are not numbers here)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        for kind in (int, float):  # int first: "12345678901234567890" stays exact
+            with contextlib.suppress(ValueError):
+                return kind(text)
+    return None
+
+
+def _number(card: DatasetCard, path: Path, what: str, value: Any, *, whole: bool = True, low: int = 0,
+            high: int | None = None) -> Any:
+    """An annotation's numeric field (a label, class id, frame index, time in seconds),
+    checked where it is read: finite, whole unless ``whole=False`` (a label of 1.7 is not
+    class 1), at least ``low`` and below ``high``. Anything else (Infinity, 1.7, "ten", true)
+    is one :class:`DataError` naming the file, the field and the value."""
+    number = _as_number(value)
+    finite = number is not None and (isinstance(number, int) or math.isfinite(number))  # isfinite(10**400) overflows
+    ok = finite and (not whole or number == int(number)) and number >= low and (high is None or number < high)
+    if not ok:
+        kind = "a whole number" if whole else "a number"
+        bound = f" in {low}..{high - 1}" if high is not None else f" >= {low}"
+        raise DataError(f"{card.name}: {path} has {what} {value!r}: expected {kind}{bound}")
+    return int(number) if whole else float(number)
 
 
 def _csv(card: DatasetCard, path: Path, need: Sequence[str]) -> list[dict[str, str]]:
     """Rows of a CSV file with a header row; ``need``: columns that must be there."""
-    with _parsing(card, path), open(path, newline="", encoding="utf-8") as f:
+    with _parsing(card, path), open(path, newline="", encoding=_ENCODING) as f:
         reader = csv.DictReader(f)
         absent = [c for c in need if c not in (reader.fieldnames or ())]
         if absent:
@@ -273,7 +313,8 @@ def _parse_k400(card: DatasetCard, root: Path, split: str) -> _Annotations:
     with _parsing(card, ann):
         for r in rows:
             yid = r["youtube_id"]
-            stem = f"{yid}_{int(float(r['time_start'])):06d}_{int(float(r['time_end'])):06d}"
+            start, end = (_number(card, ann, k, r[k], whole=False, high=_MAX_FRAME) for k in ("time_start", "time_end"))
+            stem = f"{yid}_{int(start):06d}_{int(end):06d}"
             path = videos.get(stem) or videos.get(yid) or root / split / f"{stem}.mp4"
             samples.append(Sample(stem, path, _class_of(card, ann, r["label"], index_of)))
     return _Annotations(samples, ann, classes=classes)
@@ -286,7 +327,7 @@ def _parse_ssv2(card: DatasetCard, root: Path, split: str) -> _Annotations:
                              "val": ("something-something-v2-validation.json",)}[split])
     entries = _json(card, ann)
     with _parsing(card, labels_path):
-        index_of = {t: int(i) for t, i in labels.items()}
+        index_of = {t: _number(card, labels_path, f"class id of {t!r}", i) for t, i in labels.items()}
         classes = [t for t, _ in sorted(index_of.items(), key=lambda kv: kv[1])]
     videos = _video_index(root)
     samples = []
@@ -305,7 +346,7 @@ def _parse_epic(card: DatasetCard, root: Path, split: str) -> _Annotations:
     for kind in ("verb", "noun"):
         path = _find(card, root, (f"EPIC_100_{kind}_classes.csv",))
         with _parsing(card, path):
-            rows = sorted(_csv(card, path, ("id", "key")), key=lambda r: int(r["id"]))
+            rows = sorted(_csv(card, path, ("id", "key")), key=lambda r: _number(card, path, "id", r["id"]))
             names[kind] = [r["key"] for r in rows]
     num_nouns = len(names["noun"])
     rows = _csv(card, ann, ("narration_id", "participant_id", "video_id", "start_frame", "stop_frame",
@@ -322,12 +363,13 @@ def _parse_epic(card: DatasetCard, root: Path, split: str) -> _Annotations:
                 found += [(d, "frame_{:010d}.jpg") for d in (base / "rgb_frames" / v, base / v) if d.is_dir()]
                 where[v] = found[0] if found else (base / "videos" / f"{v}.MP4", None)
             path, pattern = where[v]
-            verb, noun = int(r["verb_class"]), int(r["noun_class"])
-            if not (0 <= verb < len(names["verb"]) and 0 <= noun < num_nouns):
-                raise DataError(f"{card.name}: {ann} has verb {verb} / noun {noun} outside the class files")
+            verb = _number(card, ann, "verb_class", r["verb_class"], high=len(names["verb"]))
+            noun = _number(card, ann, "noun_class", r["noun_class"], high=num_nouns)
+            start = _number(card, ann, "start_frame", r["start_frame"], low=1, high=_MAX_FRAME)  # 1-based
+            stop = _number(card, ann, "stop_frame", r["stop_frame"], low=start, high=_MAX_FRAME)
             samples.append(Sample(
                 r["narration_id"], path, verb * num_nouns + noun, verb, noun,
-                start_frame=int(r["start_frame"]) - 1, end_frame=int(r["stop_frame"]), frames_pattern=pattern,
+                start_frame=start - 1, end_frame=stop, frames_pattern=pattern,
             ))
     return _Annotations(samples, ann, verbs=names["verb"], nouns=names["noun"])
 
@@ -340,25 +382,24 @@ def _parse_diving48(card: DatasetCard, root: Path, split: str) -> _Annotations:
     samples = []
     with _parsing(card, ann):
         for e in _json(card, ann):
-            label = int(e["label"])
-            if not 0 <= label < len(classes):
-                raise DataError(f"{card.name}: {ann} has label {label}; {vocab_path.name} has {len(classes)} classes")
+            label = _number(card, ann, "label", e["label"], high=len(classes))
+            start = _number(card, ann, "start_frame", e.get("start_frame", 0), high=_MAX_FRAME)
             end = e.get("end_frame")
+            end = None if end is None else _number(card, ann, "end_frame", end, low=start + 1, high=_MAX_FRAME)
             samples.append(Sample(
-                e["vid_name"], root / "rgb" / f"{e['vid_name']}.mp4", label,
-                start_frame=int(e.get("start_frame", 0)), end_frame=None if end is None else int(end),
+                e["vid_name"], root / "rgb" / f"{e['vid_name']}.mp4", label, start_frame=start, end_frame=end,
             ))
     return _Annotations(samples, ann, classes=classes)
 
 
 def _parse_jester(card: DatasetCard, root: Path, split: str) -> _Annotations:
     labels_path = _find(card, root, ("jester-v1-labels.csv",))
-    with _parsing(card, labels_path), open(labels_path, encoding="utf-8") as f:
+    with _parsing(card, labels_path), open(labels_path, encoding=_ENCODING) as f:
         classes = [line.strip() for line in f if line.strip()]
     index_of = {c: i for i, c in enumerate(classes)}
     ann = _find(card, root, {"train": ("jester-v1-train.csv",), "val": ("jester-v1-validation.csv",)}[split])
     samples = []
-    with _parsing(card, ann), open(ann, newline="", encoding="utf-8") as f:
+    with _parsing(card, ann), open(ann, newline="", encoding=_ENCODING) as f:
         for row in csv.reader(f, delimiter=";"):
             if not row or not row[0].strip():
                 continue
@@ -372,7 +413,7 @@ def _parse_jester(card: DatasetCard, root: Path, split: str) -> _Annotations:
 
 def _parse_charades(card: DatasetCard, root: Path, split: str) -> _Annotations:
     classes_path = _find(card, root, ("Charades_v1_classes.txt",))
-    with _parsing(card, classes_path), open(classes_path, encoding="utf-8") as f:
+    with _parsing(card, classes_path), open(classes_path, encoding=_ENCODING) as f:
         pairs = [line.strip().split(" ", 1) for line in f if line.strip()]
         index_of = {p[0]: i for i, p in enumerate(pairs)}
         classes = [p[1] if len(p) > 1 else p[0] for p in pairs]

@@ -24,6 +24,7 @@ import hashlib
 import itertools
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -438,7 +439,11 @@ def cached_split(name: str, split: str, *, frames: int, size: int, seed: int, nu
     key = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:16]
     folder = _cache_dir() / f"{name}-{split}-{key}"
     try:
-        return np.load(folder / "videos.npy", mmap_mode="r"), np.load(folder / "labels.npy")
+        videos, labels = np.load(folder / "videos.npy", mmap_mode="r"), np.load(folder / "labels.npy")
+        # A file that loads is still checked: one of the wrong shape (replaced or cut by hand)
+        # would serve other clips, or too few, without a word.
+        if videos.shape == (num_clips, frames, size, size, 3) and videos.dtype == np.uint8 and len(labels) == num_clips:
+            return videos, labels
     except (OSError, ValueError):
         pass  # not cached yet, or damaged: generate again
     videos, labels = generate_split(name, split, frames=frames, size=size, seed=seed, num_clips=num_clips, progress=True)
@@ -448,6 +453,8 @@ def cached_split(name: str, split: str, *, frames: int, size: int, seed: int, nu
         np.save(tmp / "videos.npy", videos)
         np.save(tmp / "labels.npy", labels)
         (tmp / "params.json").write_text(json.dumps(params, indent=1))
+        if folder.exists():  # the damaged copy found above: a folder cannot be replaced while it has files
+            shutil.rmtree(folder, ignore_errors=True)
         os.replace(tmp, folder)  # atomic; a concurrent writer's identical copy wins just as well
     except OSError:
         pass  # a read-only or racing cache never fails a run

@@ -6,6 +6,8 @@ A method is a class registered by name and configured by typed keyword-only argu
 ==================  =======================================================================
 hook                when and what
 ==================  =======================================================================
+``validate``        with the backbone's config while the sweep is planned, before anything
+                    runs: refuse options that do not fit it (a block past its depth).
 ``bind``            with the dataset's name (learned methods find their shipped artifacts).
 ``calibrate``       (only if ``needs_calibration``) with training clips, to fit a knob to P.
 ``setup``           with the backbone before the first forward (load artifacts, derive
@@ -34,7 +36,7 @@ from tokbench.errors import TokbenchError
 from tokbench.tokens import Clips, Tokens
 
 if TYPE_CHECKING:
-    from tokbench.backbones.vit import VideoViT
+    from tokbench.backbones.vit import VideoViT, VideoViTConfig
 
 __all__ = ["Method", "SelectionMethod", "keep_count", "top_k_indices", "IDENTITY"]
 
@@ -159,6 +161,14 @@ class Method(metaclass=ABCMeta):  # noqa: B024 - ABCMeta enforces SelectionMetho
     def calibrate(self, videos: Tensor) -> None:  # noqa: B027 - an optional hook
         """Fit P-dependent knobs on (n, C, T, H, W) normalised training clips (only called
         when ``needs_calibration``)."""
+
+    def validate(self, config: VideoViTConfig) -> None:  # noqa: B027 - an optional hook
+        """Raise :class:`TokbenchError` if an option cannot work on a backbone of ``config``
+        (a block index past its depth, more merges than it has tokens). The runner calls it
+        while planning, so such options are refused before anything runs instead of being
+        stored as an ``error`` cell; ``setup`` should call it too, for library users. Only
+        the geometry is known here (no weights, no clips); a P the method cannot reach is
+        ``setup``'s ``UnreachableError``, not this."""
 
     def setup(self, backbone: VideoViT) -> None:  # noqa: B027 - an optional hook
         """Called with the backbone before the first forward pass."""

@@ -76,9 +76,13 @@ class AttentionCue(Method):
             raise TokbenchError(f"attention: layer must be a non-negative integer, got {layer!r}")
         self.layer = layer
 
+    def validate(self, config) -> None:
+        if self.layer >= config.depth:
+            raise TokbenchError(f"attention: layer {self.layer} does not exist in a {config.depth}-block backbone; "
+                                f"give layer in 0..{config.depth - 1}")
+
     def setup(self, backbone) -> None:
-        if self.layer >= backbone.config.depth:
-            raise TokbenchError(f"attention: layer {self.layer} does not exist in a {backbone.config.depth}-block backbone")
+        self.validate(backbone.config)
 
     def attention_needs(self, layer: int) -> Literal["keys", "probs"] | None:
         return "probs" if layer == self.layer and self.p_ratio < 1 else None

@@ -119,9 +119,13 @@ class Oracle(SelectionMethod):
     def bind(self, *, dataset: str | None, memo: dict | None = None) -> None:
         self._memo = memo
 
+    def validate(self, config) -> None:
+        if self.block is not None and self.block >= config.depth:
+            raise TokbenchError(f"oracle: block {self.block} does not exist in a {config.depth}-block backbone; "
+                                f"give block in 0..{config.depth - 1} or None")
+
     def setup(self, backbone) -> None:
-        if self.block is not None and self.block >= backbone.config.depth:
-            raise TokbenchError(f"oracle: block {self.block} does not exist in a {backbone.config.depth}-block backbone")
+        self.validate(backbone.config)
         self._model = backbone
 
     def describe(self) -> dict[str, Any]:

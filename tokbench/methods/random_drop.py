@@ -50,8 +50,9 @@ class RandomDrop(SelectionMethod):
 
     def __init__(self, *, p_ratio: float = 1.0, seed: int = 0) -> None:
         super().__init__(p_ratio=p_ratio)
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise TokbenchError(f"random: seed must be a non-negative integer, got {seed!r}")
+        # Generators take 63-bit seeds: a larger one would be folded onto a smaller one.
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
+            raise TokbenchError(f"random: seed must be a non-negative integer below 2**63, got {seed!r}")
         self.seed = seed
 
     def scores(self, clips: Clips, tokens: Tokens | None, num_patches: int) -> Tensor:

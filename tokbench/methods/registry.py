@@ -8,6 +8,7 @@ arguments, defaults dropped) is its id in results, tables and legends.
 from __future__ import annotations
 
 import ast
+import inspect
 import re
 from collections.abc import Callable
 from typing import Any
@@ -27,10 +28,22 @@ def register_method(name: str, *, aliases: tuple[str, ...] = ()) -> Callable[[ty
     def wrap(cls: type[Method]) -> type[Method]:
         if not (isinstance(cls, type) and issubclass(cls, Method)):
             raise TypeError(f"@register_method({name!r}) needs a Method subclass, got {cls!r}")
+        _check_defaults(name, cls)
         cls.name = name
         return METHODS.register(name, cls, aliases=aliases)
 
     return wrap
+
+
+def _check_defaults(name: str, cls: type[Method]) -> None:
+    """Every option needs a default: a spec may leave any option out (``name`` alone is a
+    valid spec), and ``ls methods`` and :func:`method_id` build the default instance to
+    show and drop defaults. A plug-in without one fails here, at import, with one line,
+    instead of breaking every listing later."""
+    for n, p in inspect.signature(cls.__init__).parameters.items():
+        if n != "self" and p.default is inspect.Parameter.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            raise TypeError(f"method {name!r} ({cls.__qualname__}): option {n!r} has no default; every option "
+                            f"needs one, since a spec may leave it out (write {n}=... in __init__)")
 
 
 def split_specs(text: str) -> list[str]:
@@ -62,6 +75,11 @@ def parse_method_spec(spec: str) -> tuple[str, dict[str, Any]]:
         except SyntaxError:
             node = None
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and not node.args:
+        keys = [kw.arg for kw in node.keywords]
+        repeated = sorted({k for k in keys if k is not None and keys.count(k) > 1})
+        if repeated:  # the ast accepts f(seed=1, seed=2); a dict would silently keep the last
+            raise SpecError(f"method spec {spec!r} gives option {', '.join(map(repr, repeated))} more than once: "
+                            "give each option once")
         try:
             kwargs = {kw.arg: ast.literal_eval(kw.value) for kw in node.keywords}
         except ValueError:

@@ -27,6 +27,7 @@ lengths in (h, w, t) order but adds them to tokens in (t, h, w) order (METHODS.m
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -111,8 +112,8 @@ class RLT(Method):
         if batching not in ("split", "pad"):
             raise TokbenchError(f"rlt: batching must be 'split' or 'pad', got {batching!r}")
         self.batching = self.variable_length = batching
-        if tau is not None and (isinstance(tau, bool) or not isinstance(tau, (int, float))):
-            raise TokbenchError(f"rlt: tau must be a number or None, got {tau!r}")
+        if tau is not None and (isinstance(tau, bool) or not isinstance(tau, (int, float)) or not math.isfinite(tau)):
+            raise TokbenchError(f"rlt: tau must be a finite number or None, got {tau!r}")
         self.tau = None if tau is None else float(tau)
         self.needs_calibration = tau is None
         self._tau: float | None = self.tau
@@ -152,7 +153,11 @@ class RLT(Method):
         """(B, C, T, H, W) -> (B, N) bool, True for the tubelets RLT keeps."""
         if self._tau is None:
             raise TokbenchError("rlt: calibrate() on training clips (or a fixed tau) is needed before use")
-        return (tubelet_differences(video, self._tubelet, self._patch) > self._tau).flatten(1)
+        keep = tubelet_differences(video, self._tubelet, self._patch) > self._tau  # (B, T', H', W')
+        # The first slice is kept whatever τ: its +inf score alone does not do it, since τ is
+        # compared in float32, where a τ above 3.4e38 is +inf too (and inf > inf is False).
+        keep[:, 0] = True
+        return keep.flatten(1)
 
     def before_embed(self, clips: Clips, num_patches: int) -> Tensor | None:
         if clips.video.is_meta:

@@ -95,10 +95,18 @@ class ToMe(Method):
     def proportional_attention(self) -> bool:
         return self.prop_attn
 
-    def setup(self, backbone) -> None:
-        config = backbone.config
+    def validate(self, config) -> None:
         if config.n_prefix > 1:
             raise TokbenchError("tome supports at most one prefix (CLS) token")
+        # ToMe caps each block at half its tokens (recorded in describe()), but an r beyond
+        # the token count means nothing and a huge one overflows torch's topk.
+        if self.r is not None and self.r > config.num_patches:
+            raise TokbenchError(f"tome: r={self.r} is more than the backbone's {config.num_patches} patch tokens; "
+                                f"give r in 0..{config.num_patches} (or leave it out to match P)")
+
+    def setup(self, backbone) -> None:
+        config = backbone.config
+        self.validate(config)
         head_dim = config.embed_dim // config.num_heads
         if self.r is not None:
             self._r_list = tome_r_list(self.r, config.depth, self.schedule)

@@ -77,14 +77,23 @@ class VidTLDR(Method):
     def proportional_attention(self) -> bool:
         return True  # later blocks attend with log(size), as UMT's vid-TLDR blocks do
 
-    def setup(self, backbone) -> None:
-        config = backbone.config
+    def validate(self, config) -> None:
         if config.n_prefix > 1:
             raise TokbenchError("vid_tldr supports at most one prefix (CLS) token")
+        if self.r_list is not None:
+            if len(self.r_list) > config.depth:
+                raise TokbenchError(f"vid_tldr: r_list has {len(self.r_list)} entries for a {config.depth}-block "
+                                    "backbone; give at most one per block")
+            too_many = [r for r in self.r_list if r > config.num_patches]
+            if too_many:  # merges are capped at half the tokens, but more than all of them means nothing
+                raise TokbenchError(f"vid_tldr: r_list entry {too_many[0]} is more than the backbone's "
+                                    f"{config.num_patches} patch tokens; give entries in 0..{config.num_patches}")
+
+    def setup(self, backbone) -> None:
+        config = backbone.config
+        self.validate(config)
         n0, prefix, depth = config.num_patches + config.n_prefix, config.n_prefix, config.depth
         if self.r_list is not None:
-            if len(self.r_list) > depth:
-                raise TokbenchError(f"vid_tldr: r_list has {len(self.r_list)} entries for a {depth}-block backbone")
             self._r = list(self.r_list) + [0] * (depth - len(self.r_list))
             before, after = merge_schedule(n0, prefix, self._r)
             gflops = model_flops(config, embedded=config.num_patches, tokens=before, after=after,

@@ -50,10 +50,17 @@ def write_report(df: pd.DataFrame, out_dir: str | Path, *, source: str = "result
     out_dir = Path(out_dir)
     if "dataset" not in df.columns or df["dataset"].isna().all():
         raise TokbenchError("the results have no accuracy records: run 'tokbench run' with datasets first")
-    ok = with_headline_accuracy(df[(df["status"] == "ok") & df["dataset"].notna()])
-    ok = ok.dropna(subset=["accuracy", "gflops"])
+    cells = df[df["dataset"].notna()]
+    ok = with_headline_accuracy(cells[cells["status"] == "ok"])
+    # Only unreachable or error cells carry no gflops column at all: nothing to draw or rank,
+    # so one line saying so (with what there is) instead of a KeyError or an empty report.
+    ok = ok.dropna(subset=["accuracy", "gflops"]) if "gflops" in ok.columns else ok.iloc[:0]
     if ok.empty:
-        raise TokbenchError("no results with status ok, accuracy and GFLOPs to report")
+        statuses = cells["status"].fillna("no status").value_counts()
+        found = ", ".join(f"{n} {status}" for status, n in statuses.items())
+        hint = " (re-run the failed ones with 'tokbench run --retry-failed')" if "error" in statuses or "oom" in statuses else ""
+        raise TokbenchError(f"nothing to report: no cell with status ok, accuracy and GFLOPs among the "
+                            f"{len(cells)} accuracy cells ({found}){hint}")
     output_folder(out_dir, make=False)  # a file in the way: OutputError now, not suppressed with the figures
     figures = []
     for plot in (plot_accuracy_vs_gflops, plot_accuracy_vs_throughput, plot_throughput_vs_gflops):

@@ -47,10 +47,15 @@ def read_weights(path: str | Path, what: str, *, card_keys: tuple[str, ...] | No
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
+    from tokbench.backbones.checkpoints import regular_file
     from tokbench.errors import CheckpointError
 
     path = Path(path)
     with_card = "" if card_keys is None else " and its card"
+    # Both reads block forever on a FIFO or never end on /dev/zero: refused first.
+    regular_file(path, what)
+    if card_keys is not None:
+        regular_file(card_path(path), f"the card of {what}")
     try:
         state = load_file(str(path))
         card = None if card_keys is None else read_card(path)
