@@ -99,3 +99,18 @@ def test_cli_update_rewrites_the_baseline_and_errors_are_one_line(tmp_path):
     assert missing.exit_code == 2 and "no such folder" in missing.stderr
     empty = CliRunner().invoke(cli, ["check", "--baseline", str(base), "--results", str(tmp_path / "none")])
     assert empty.exit_code == 2 and "no records under --results" in empty.stderr
+
+
+def test_speed_uses_the_recorded_intervals_and_skips_busy_records():
+    base = _record(clips_per_s=100.0, clips_per_s_lo=90.0, clips_per_s_hi=110.0, speed_id="s")
+    # Half the median, but the current interval reaches above half the baseline's bottom (45): noise.
+    noisy = _record(clips_per_s=40.0, clips_per_s_lo=20.0, clips_per_s_hi=50.0, speed_id="s")
+    findings, counts = compare([base], [noisy])
+    assert counts["regressions"] == 0 and counts["speed_compared"] == 1
+    slow = _record(clips_per_s=40.0, clips_per_s_lo=38.0, clips_per_s_hi=44.0, speed_id="s")
+    findings, counts = compare([base], [slow])
+    assert [(f.field, f.regression) for f in findings] == [("clips_per_s", True)]
+    busy = dict(slow, speed_flags=["busy"])
+    findings, counts = compare([base], [busy])
+    assert counts["regressions"] == 0 and counts["speed_compared"] == 0 and counts["speed_skipped"] == 1
+    assert "timed while the machine was busy" in findings[0].note

@@ -693,6 +693,11 @@ def run_cmd(backbones, methods, p_ratio, checkpoint, num_classes, datasets, data
         click.echo(f"wrote {len(result.records)} records to {result.path}", err=True)
     if result.records:
         click.echo(_summary(result.records))
+        flagged = [r for r in result.records if r.get("speed_flags")]
+        if flagged:
+            click.echo(f"tokbench: warning: {len(flagged)} of {len(result.records)} cells were timed while the machine "
+                       "was busy or with a spread over 25 % (speed_flags; 'spread' column): their throughput is not "
+                       "comparable; re-run them on a quiet machine", err=True)
 
 
 def _submit(sweep, cells, results_dir: Path, retry_failed: bool, *, jobs, folder, cluster, wait, slurm) -> int:
@@ -764,6 +769,8 @@ def _summary(records: list[dict]) -> str:
             row.update(tokens=f"{r['tokens_kept']:g}", GFLOPs=f"{r['gflops']:.4g}", params_M=f"{r['params_m']:.4g}")
         if "clips_per_s" in r:
             row.update(**{"clips/s": f"{r['clips_per_s']:.2f}", "ms/clip": f"{r['ms_per_clip']:.1f}"})
+            if r.get("speed_spread") is not None:
+                row["spread"] = f"{r['speed_spread']:.0%}" + ("".join(f" {f}" for f in r.get("speed_flags") or ()))
         if r["status"] != "ok":
             row["error"] = (r.get("error") or "")[:80]
         rows.append(row)

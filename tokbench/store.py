@@ -33,7 +33,11 @@ Record fields (schema version 1):
                        ``gflops_std`` over clips, ``flop_counter``, ``params_m``
 ``clips_per_s``        throughput; ``ms_per_clip``, ``median_ms``/``iqr_ms`` (per batch),
                        ``latency_ms`` (raw samples), ``batch_size``, ``warmup``,
-                       ``repeats``, ``dtype``, ``device``, ``peak_mem_mb``
+                       ``repeats``, ``dtype``, ``device``, ``peak_mem_mb``;
+                       ``clips_per_s_lo``/``_hi`` (95 % interval of the median),
+                       ``speed_spread`` (IQR / median), ``calibration_gflops`` (a fixed
+                       matmul before and after), ``load_per_cpu``, ``speed_flags``
+                       (``busy``, ``noisy``; see ``tokbench.benchmark.timing``)
 ``attn_impl``          attention kernel that ran (``sdpa`` or ``explicit``); ``compiled`` (with
                        throughput: the timed model was ``torch.compile``'d)
 ``cell_seconds``       wall time spent on the cell (FLOPs, accuracy and timing together)
@@ -71,11 +75,13 @@ DAMAGED = "skipped a damaged record (torn write or hand edit)"
 #: What a record holds about its speed: measured on one device, never carried to another.
 THROUGHPUT_FIELDS = (
     "clips_per_s", "ms_per_clip", "median_ms", "iqr_ms", "latency_ms", "batch_size", "warmup", "repeats", "dtype",
-    "device", "peak_mem_mb", "throughput_skipped", "speed_id", "speed_device", "compiled",
+    "device", "peak_mem_mb", "throughput_skipped", "speed_id", "speed_device", "compiled", "speed_spread",
+    "clips_per_s_lo", "clips_per_s_hi", "calibration_gflops", "load_per_cpu", "speed_flags",
 )
 _NUMBER_FIELDS = (
     "p_ratio", "gflops", "gflops_std", "params_m", "tokens_kept", "clips_per_s", "ms_per_clip", "median_ms", "iqr_ms",
-    "peak_mem_mb", "cell_seconds", "top1", "top5", "mAP", "verb_top1", "noun_top1", "action_top1", "clips",
+    "peak_mem_mb", "cell_seconds", "clips_per_s_lo", "clips_per_s_hi", "speed_spread", "load_per_cpu",
+    "top1", "top5", "mAP", "verb_top1", "noun_top1", "action_top1", "clips",
 )
 _TEXT_FIELDS = ("run_id", "created_utc", "method", "method_id", "backbone", "speed_id", "error")
 _OBJECT_FIELDS = ("env", "method_params", "method_state", "reused")

@@ -11,8 +11,10 @@ Pure functions of record lists (no torch), so a user's CI can run them on any ma
   ``accuracy_tol`` (absolute); a rise is reported, not failed;
 - **throughput** (``clips_per_s``) is compared only when both records have the same
   ``speed_id`` (the same cell timed on a device of the same name with the same settings),
-  and fails only below ``(1 - speed_band)`` x the baseline; cells timed on another device
-  are counted as not compared, with one line naming the two devices. Cell ids hold nothing
+  and fails only below ``(1 - speed_band)`` x the baseline (with recorded intervals: the
+  current interval's top below that fraction of the baseline interval's bottom, so the
+  spread each run measured widens the band); cells timed on another device or flagged
+  ``busy`` are counted as not compared, with one line naming the two devices. Cell ids hold nothing
   about the machine, so cost and accuracy compare across CPU models and machines;
 - a **status** that leaves ``ok``/``unreachable``, or a baseline cell with no current
   record, is a regression; current cells the baseline lacks are counted as new.
@@ -85,7 +87,7 @@ def compare(baseline: list[dict[str, Any]], current: list[dict[str, Any]], *, ac
     base, cur = latest_by_cell(baseline), latest_by_cell(current)
     findings: list[Finding] = []
     other_device: dict[tuple[str, str], int] = {}  # (baseline device, current device) -> cells
-    speed_compared = 0
+    speed_compared = busy = 0
     missing = [k for k in base if k not in cur]
     for key in missing:
         findings.append(Finding(_label(base[key]), "cell", base[key].get("status"), None, True,
@@ -121,16 +123,27 @@ def compare(baseline: list[dict[str, Any]], current: list[dict[str, Any]], *, ac
                 pair = (_speed_device(b), _speed_device(c))
                 other_device[pair] = other_device.get(pair, 0) + 1
                 continue
+            if "busy" in (b.get("speed_flags") or ()) or "busy" in (c.get("speed_flags") or ()):
+                busy += 1
+                continue
             speed_compared += 1
-            if y < (1 - speed_band) * x:
+            # With recorded intervals (95 % of the median), a regression is the whole current
+            # interval below the band under the baseline's: noise in either is not a regression.
+            x_lo, y_hi = _number(b.get("clips_per_s_lo")), _number(c.get("clips_per_s_hi"))
+            slower = y_hi < (1 - speed_band) * x_lo if x_lo is not None and y_hi is not None else \
+                y < (1 - speed_band) * x
+            if slower:
                 findings.append(Finding(label, "clips_per_s", x, y, True,
                                         f"{y / x:.2f}x the baseline (band {1 - speed_band:.2f}x)"))
+    if busy:
+        findings.append(Finding(f"{busy} cell(s)", "clips_per_s", "", "", False,
+                                "speed not compared: timed while the machine was busy (speed_flags)"))
     for (was, now), n in sorted(other_device.items(), key=str):
         findings.append(Finding(f"{n} cell(s)", "clips_per_s", was, now, False,
                                 "speed not compared: timed on another device or with other timing settings"))
     counts = {"compared": sum(1 for k in base if k in cur), "regressions": sum(f.regression for f in findings),
               "missing": len(missing), "new": sum(1 for k in cur if k not in base),
-              "speed_compared": speed_compared, "speed_skipped": sum(other_device.values())}
+              "speed_compared": speed_compared, "speed_skipped": sum(other_device.values()) + busy}
     return findings, counts
 
 
@@ -159,7 +172,7 @@ def markdown(findings: list[Finding], counts: dict[str, int]) -> str:
             f"({counts['missing']} baseline cells missing, {counts['new']} new cells not in the baseline)")
     if counts.get("speed_compared") or counts.get("speed_skipped"):
         head += (f"; throughput compared in {counts.get('speed_compared', 0)} cells, not compared in "
-                 f"{counts.get('speed_skipped', 0)} (another device)")
+                 f"{counts.get('speed_skipped', 0)} (another device or a busy machine)")
     if not findings:
         return head + "\n"
     lines = [head, "", "| cell | field | baseline | current | verdict |", "|---|---|---|---|---|"]
