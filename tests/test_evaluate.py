@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from fakedata import COL, corrupt, write_json, write_video
 
 from tokbench.backbones import create_backbone
-from tokbench.benchmark.evaluate import evaluate, head_size
+from tokbench.benchmark.evaluate import evaluate, head_size, predict
 from tokbench.cli import cli
 from tokbench.data import DataError, create_dataset
 from tokbench.methods import build_method
@@ -59,18 +59,28 @@ def test_verb_noun_dataset_gets_verb_plus_noun_logits():
     assert acc.metrics["action_top1"] <= min(acc.metrics["verb_top1"], acc.metrics["noun_top1"])
 
 
-def test_views_are_averaged_and_corrupt_videos_counted(diving):
-    ds = create_dataset("diving48", split="test", root=diving, **TINY)  # 2 x 3 views by default
-    assert ds.views == 6 and len(ds) == 3
+def test_views_are_merged_as_the_protocol_says_and_corrupt_videos_counted(diving):
+    ds = create_dataset("diving48", split="test", root=diving, **TINY)  # aim-diving48: 1 x 3, mean of softmax
+    assert ds.views == 3 and ds.aggregation == "softmax" and len(ds) == 3
     model = create_backbone("test_tiny", num_classes=3)
     with pytest.warns(UserWarning, match="broken"):
         acc = evaluate(model, build_method("none"), ds, batch_size=2)
-    assert acc.clips == 2 and acc.views == 6 and acc.skipped_videos == 1 and acc.skipped_ids == ["broken"]
+    assert acc.clips == 2 and acc.views == 3 and acc.skipped_videos == 1 and acc.skipped_ids == ["broken"]
+    assert acc.aggregation == "softmax"
     with torch.no_grad():
-        per_video = [model(ds[i]["video"]).mean(0) for i in (0, 1)]  # mean of the 6 views' logits
+        per_video = torch.stack([model(ds[i]["video"]).softmax(-1).mean(0) for i in (0, 1)])  # mean of 3 softmaxes
+    merged = predict(model, build_method("none"), ds, batch_size=2).logits  # warned once per dataset, above
+    assert torch.allclose(merged, per_video, atol=1e-6)
     labels = torch.tensor([0, 2])
-    expected = (torch.stack(per_video).argmax(1) == labels).float().mean().item()
-    assert acc.metrics["top1"] == pytest.approx(expected)
+    assert acc.metrics["top1"] == pytest.approx((per_video.argmax(1) == labels).float().mean().item())
+    # The same videos under tokbench's segment protocol, 2 x 3 views: the mean of the 6 views' logits.
+    ds = create_dataset("diving48", split="test", root=diving, protocol="tokbench-segments", temporal_clips=2,
+                        spatial_crops=3, **TINY)
+    assert ds.views == 6 and ds.aggregation == "logits"
+    with torch.no_grad():
+        per_video = torch.stack([model(ds[i]["video"]).mean(0) for i in (0, 1)])
+    with pytest.warns(UserWarning, match="broken"):
+        assert torch.allclose(predict(model, build_method("none"), ds, batch_size=2).logits, per_video, atol=1e-6)
 
 
 def test_a_dataset_with_no_readable_video_is_an_error(tmp_path):
@@ -98,14 +108,28 @@ def test_run_with_a_real_dataset_layout_end_to_end(diving, tmp_path):
     df = load_results(results).sort_values("method")
     assert df["status"].tolist() == ["ok", "ok"], df["error"].tolist()
     assert df["dataset"].tolist() == ["diving48"] * 2 and df["split"].tolist() == ["test"] * 2
-    assert df["skipped_videos"].tolist() == [1, 1] and df["clips"].tolist() == [2, 2] and df["views"].tolist() == [6, 6]
+    assert df["skipped_videos"].tolist() == [1, 1] and df["clips"].tolist() == [2, 2] and df["views"].tolist() == [3, 3]
     assert df["top1"].between(0, 1).all() and df["gflops"].gt(0).all() and df["clips_per_s"].gt(0).all()
+    assert df["eval_protocol"].tolist() == ["aim-diving48"] * 2 and df["view_averaging"].tolist() == ["softmax"] * 2
+    params = df.iloc[0]  # nested fields load as dotted columns
+    assert [params[f"eval_protocol_params.{k}"] for k in ("sampling", "spatial", "temporal_clips", "spatial_crops")] == [
+        "seq-frames", "mmaction", 1, 3]
     assert "diving48" in r.stdout and "top1" in r.stdout and "skipped" in r.stdout
     # Same command again: every cell is already stored.
     again = invoke("run", "--dataset", "diving48", "--data-root", diving, "--backbone", "test_tiny", "--checkpoint",
                    ckpt, "--methods", "none,random", "--p-ratio", "0.5", "--repeats", "1", "--warmup", "0",
                    "--results", results)
     assert again.exit_code == 0 and "skipped 2 cells" in again.stderr
+    # Another protocol, or other views or aggregation, are other cells: measured, not skipped.
+    other = invoke("run", "--dataset", "diving48", "--data-root", diving, "--backbone", "test_tiny", "--checkpoint",
+                   ckpt, "--methods", "none", "--metrics", "accuracy", "--eval-protocol", "tokbench-segments",
+                   "--eval-views", "2x3", "--eval-aggregation", "softmax", "--results", results)
+    assert other.exit_code == 0, other.stderr
+    assert "cells already in" not in other.stderr
+    new = load_results(results)
+    new = new[new["eval_protocol"] == "tokbench-segments"]
+    assert len(new) == 1 and new["views"].tolist() == [6] and new["view_averaging"].tolist() == ["softmax"]
+    assert new["eval_protocol_params.temporal_clips"].tolist() == [2]
 
 
 def test_run_synthetic_accuracy_without_throughput(tmp_path):
@@ -127,6 +151,8 @@ def test_run_synthetic_accuracy_without_throughput(tmp_path):
         (["--dataset", "synth-motion", "--num-classes", "7"], "does not fit synth-motion, which needs 10 outputs"),
         (["--dataset", "synth-motion", "--split", "dev"], "has no split 'dev'"),
         (["--dataset", ""], "empty --dataset"),
+        (["--dataset", "synth-motion", "--eval-views", "2x3"], "synth-motion is synthetic and keeps its own protocol"),
+        (["--dataset", "synth-motion", "--eval-views", "2by3"], "--eval-views '2by3': give temporal clips x spatial"),
     ],
 )
 def test_bad_dataset_input_is_one_line_and_writes_nothing(tmp_path, args, fragment):

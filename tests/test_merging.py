@@ -43,6 +43,61 @@ def test_tome_protects_the_prefix_token_and_tracks_positions():
     assert out.n_prefix == 1
 
 
+# Eight tokens without a prefix, unit vectors at these angles (degrees); the metric is x.
+# A = t0 t2 t4 t6, B = t1 t3 t5 t7. Best matches: t2-t3 (1 deg), t6-t7 (2), t4-t5 (20), t0-t1 (50).
+ANGLES = [0, 50, 100, 101, 200, 220, 300, 302]
+
+
+def _unit_tokens() -> Tokens:
+    rad = torch.tensor(ANGLES, dtype=torch.float64) * math.pi / 180
+    return Tokens(x=torch.stack([rad.cos(), rad.sin()], dim=-1)[None], index=torch.arange(8)[None], n_prefix=0)
+
+
+def _two_merges(keep_order):
+    first = merge_tokens(_unit_tokens(), _unit_tokens().x, 2, keep_order=keep_order)
+    return first, merge_tokens(first, first.x, 1, keep_order=keep_order)
+
+
+def test_tome_without_a_class_token_keeps_score_order_over_two_merges():
+    # First merge (r=2): t2->t3 and t6->t7; unmerged A in score order t4 (cos 20) then t0 (cos 50),
+    # not position order: [t4, t0, t1, t23, t5, t67] (ToMe's merge.py sorts only if class_token).
+    first, second = _two_merges(keep_order=None)
+    assert first.index.tolist() == [[4, 0, 1, 3, 5, 7]]
+    assert first.size.flatten().tolist() == [1, 1, 1, 2, 1, 2]
+    # Second merge (r=1) splits that order: A = t4 t1 t5, B = t0 t23 t67. Best: t1->t0 (50 deg),
+    # t5->t67 (81), t4->t23 (99.5); t1 merges into t0; unmerged t5 (cos 81) before t4 (cos 99.5).
+    assert second.index.tolist() == [[5, 4, 0, 3, 7]]
+    assert second.size.flatten().tolist() == [1, 1, 2, 2, 2]
+    want_t01 = torch.tensor([1 + math.cos(math.radians(50)), math.sin(math.radians(50))]) / 2
+    assert torch.allclose(second.x[0, 2].float(), want_t01.float(), atol=1e-6)
+
+
+def test_position_order_merges_other_pairs_from_the_second_merge_on():
+    # vid-TLDR's order (and tokbench's ToMe before): [t0, t4, t1, t23, t5, t67], so the second
+    # split is A = t0 t1 t5, B = t4 t23 t67 and t5 merges into t4 (20 deg) instead of t1 into t0.
+    first, second = _two_merges(keep_order=True)
+    assert first.index.tolist() == [[0, 4, 1, 3, 5, 7]]
+    assert second.index.tolist() == [[0, 1, 4, 3, 7]]
+    assert second.size.flatten().tolist() == [1, 1, 2, 2, 2]
+
+
+@pytest.mark.parametrize("class_token", [False, True])
+def test_tome_on_a_backbone_orders_the_kept_tokens_as_upstream(class_token):
+    from tokbench.backbones import create_backbone
+
+    torch.manual_seed(0)
+    kw = {} if class_token else {"class_token": False, "global_pool": "avg"}
+    model = create_backbone("test_tiny", depth=1, **kw)  # one block: the tokens after one merge
+    method = build_method("tome(r=8)", p_ratio=1.0)
+    method.setup(model)
+    out = model.trace_tokens(torch.rand(1, 3, 4, 32, 32), method)
+    kept_a = out.index[0, :8].tolist()  # 32 patches: 16 patch tokens in A (17 with CLS), 8 merged away
+    # The unmerged A tokens come first: even sequence positions, i.e. patch j at j + n_prefix.
+    assert all((i + class_token) % 2 == 0 for i in kept_a), kept_a
+    # With a class token they are back in position order; without, in ToMe's score order.
+    assert (kept_a == sorted(kept_a)) == class_token, kept_a
+
+
 def test_tome_caps_r_at_half_and_r0_is_nothing():
     assert bipartite_soft_matching(METRIC, 0) is None
     assert bipartite_soft_matching(METRIC, 10).r == 3

@@ -269,10 +269,11 @@ def test_kinetics400(k400):
     item = val[0]
     assert set(item) == {"video", "label", "id", "index"} and item["label"] == 1
     assert item["video"].shape == (15, 3, 4, 32, 32)
-    assert [frame_numbers(item["video"][v]) for v in (0, 3, 14)] == [
-        expected(24, clips=5)[0], expected(24, clips=5)[1], expected(24, clips=5)[4]]
+    # videomae-k400 on 24 frames, 4 per clip: every 4th frame 0, 4, ..., 20 (6); window c starts at
+    # int(c * (6 - 4) / 4) = 0, 0, 1, 1, 2. View 3 = clip 1 crop 0, view 14 = clip 4 crop 2.
+    assert [frame_numbers(item["video"][v]) for v in (0, 3, 14)] == [[0, 4, 8, 12], [0, 4, 8, 12], [8, 12, 16, 20]]
     assert_colour(item["video"][7], COL["d"])
-    one = make("kinetics400", k400, "val", temporal_clips=1, spatial_crops=1)
+    one = make("kinetics400", k400, "val", protocol="tokbench-segments", temporal_clips=1, spatial_crops=1)
     assert one[1]["video"].shape == (3, 4, 32, 32) and frame_numbers(one[1]["video"]) == expected(20)[0]
     with pytest.raises(DataError, match="has no labels"):
         make("kinetics400", k400, "test")
@@ -287,7 +288,9 @@ def test_ssv2(ssv2):
     assert len(val) == 1 and val[0]["label"] == 1 and val[0]["id"] == "21"
     v = val[0]["video"]
     assert v.shape == (6, 3, 4, 32, 32)  # 2x3
-    assert frame_numbers(v[0]) == expected(20, clips=2)[0] and frame_numbers(v[5]) == expected(20, clips=2)[1]
+    # videomae-ssv2, 20 frames, 4 segments: tick 5, starts 0 5 10 15 and centres 2 7 12 17, sorted and
+    # dealt alternately: both clips span the whole video. v[0] = clip 0 crop 0, v[5] = clip 1 crop 2.
+    assert frame_numbers(v[0]) == [0, 5, 10, 15] and frame_numbers(v[5]) == [2, 7, 12, 17]
     assert_colour(v[0], COL["c"])
     with pytest.raises(DataError, match="ssv2"):
         create_dataset("ssv2", split="val")
@@ -310,8 +313,11 @@ def test_epic_kitchens(epic):
     assert_colour(frames_item["video"], COL["b"], tol=6 / 255)
     val = make("epic-kitchens-100", epic, "val")
     item = val[0]
-    assert item["video"].shape == (3, 3, 4, 32, 32) and item["label"] == 0 * 4 + 2
-    assert frame_numbers(item["video"][1]) == expected(16, start=8)[0]
+    assert item["video"].shape == (30, 3, 4, 32, 32) and item["label"] == 0 * 4 + 2  # motionformer-epic 10x3
+    # Segment 9..24 = 16 frames from frame 8; P01_01 counts as 60 fps, so the window is 4 * 4 * 60 / 30 = 32
+    # frames, longer than the segment: every clip starts at 0, linspace(1, 32, 4) = 1, 11.3, 21.7, 32
+    # clamped to 15 -> offsets 1, 11, 15, 15.
+    assert frame_numbers(item["video"][1]) == [9, 19, 23, 23] == frame_numbers(item["video"][29])
     batch = collate_clips([train[0], train[1]])
     assert batch["verb"].tolist() == [2, 1] and batch["noun"].tolist() == [3, 0] and batch["label"].tolist() == [11, 4]
 
@@ -322,16 +328,20 @@ def test_diving48(diving48):
     assert [s.label for s in train.samples] == [2, 0] and test[0]["label"] == 1
     assert frame_numbers(train[0]["video"]) == expected(16, start=4)[0]  # segment [4, 20)
     assert frame_numbers(train[1]["video"]) == expected(20)[0]  # end_frame past the video: 20 frames
-    assert test[0]["video"].shape == (6, 3, 4, 32, 32)
+    # aim-diving48 (1x3): 24 frames, seg 23 / 4 = 5.75; (round(5.75 i) + round(5.75 (i + 1))) // 2
+    # = (0 + 6) // 2, (6 + 12) // 2, (12 + 17) // 2, (17 + 23) // 2 (11.5 rounds to even 12).
+    assert test[0]["video"].shape == (3, 3, 4, 32, 32) and frame_numbers(test[0]["video"][2]) == [3, 9, 14, 20]
 
 
 def test_jester(jester):
     train, val = make("jester", jester, "train"), make("jester", jester, "val")
     assert train.classes == ["Doing other things", "Drumming Fingers", "Swiping Left"]
     assert [(s.id, s.label) for s in train.samples] == [("101", 2), ("102", 0)] and val[0]["label"] == 1
-    assert val[0]["video"].shape == (3, 4, 32, 32)  # 1x1
+    assert val[0]["video"].shape == (3, 3, 4, 32, 32)  # direcformer-jester: 1x3
+    # 12 frames, seg 11 / 4 = 2.75: (0 + 3) // 2, (3 + 6) // 2, (6 + 8) // 2, (8 + 11) // 2 (5.5 -> 6)
+    assert frame_numbers(val[0]["video"][0]) == [1, 4, 7, 9]
     assert frame_numbers(train[1]["video"]) == expected(10)[0]
-    assert_colour(val[0]["video"], COL["c"], tol=6 / 255)
+    assert_colour(val[0]["video"][1], COL["c"], tol=6 / 255)
 
 
 def test_charades(charades):
@@ -340,7 +350,11 @@ def test_charades(charades):
     a, b = train[0], train[1]
     assert a["label"].dtype == torch.float32 and a["label"].tolist() == [1.0, 0.0, 1.0]
     assert b["label"].tolist() == [0.0, 0.0, 0.0]  # empty actions
-    assert test[0]["label"].tolist() == [0.0, 1.0, 0.0] and test[0]["video"].shape == (6, 3, 4, 32, 32)
+    video = test[0]["video"]
+    assert test[0]["label"].tolist() == [0.0, 1.0, 0.0] and video.shape == (30, 3, 4, 32, 32)  # 10x3
+    # slowfast-charades: 20 frames, window (4 - 1) * 4 + 1 = 13, gap 7 / 9; clip 3 starts at round(2.33) = 2,
+    # clip 9 at round(7.0) = 7.
+    assert frame_numbers(video[3 * 3 + 1]) == [2, 6, 10, 14] and frame_numbers(video[27]) == [7, 11, 15, 19]
     assert collate_clips([a, b])["label"].shape == (2, 3)
 
 
@@ -409,4 +423,4 @@ def test_missing_pyav_is_one_clear_error(charades, jester, monkeypatch):
     monkeypatch.setitem(sys.modules, "av", None)  # import av -> ImportError
     with pytest.raises(TokbenchError, match="needs PyAV: pip install av"):
         create_dataset("charades", split="test", root=charades)
-    assert make("jester", jester, "val")[0]["video"].shape == (3, 4, 32, 32)  # JPEG frames need no PyAV
+    assert make("jester", jester, "val")[0]["video"].shape == (3, 3, 4, 32, 32)  # JPEG frames need no PyAV

@@ -107,26 +107,29 @@ def cli(debug: bool, plugins: tuple[str, ...]) -> None:
 # -- ls --------------------------------------------------------------------------------
 
 @cli.command("ls")
-@click.argument("what", type=click.Choice(["methods", "backbones", "datasets"]))
+@click.argument("what", type=click.Choice(["methods", "backbones", "datasets", "protocols"]))
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @click.option("-v", "--verbose", is_flag=True, help="Show options and descriptions.")
 def ls_cmd(what: str, fmt: str, verbose: bool) -> None:
-    """List registered methods, backbones or datasets.
+    """List registered methods, backbones, datasets or evaluation protocols.
 
     \b
     Example:
       tokbench ls methods -v
-      tokbench ls datasets -v
+      tokbench ls datasets -v          # each real dataset's protocol and the code it follows
+      tokbench ls protocols -v
       tokbench ls backbones --format json
     """
-    rows = {"methods": _method_rows, "backbones": _backbone_rows, "datasets": _dataset_rows}[what]()
+    rows = {"methods": _method_rows, "backbones": _backbone_rows, "datasets": _dataset_rows,
+            "protocols": _protocol_rows}[what]()
     if fmt == "json":
         click.echo(json.dumps(rows, indent=2))
         return
     if not verbose:
         brief = {"methods": ("name", "aliases", "summary"),
                  "backbones": ("name", "tokens", "embed_dim", "depth", "num_heads", "input"),
-                 "datasets": ("name", "kind", "mirrors", "task", "classes", "eval_split", "views")}
+                 "datasets": ("name", "kind", "mirrors", "task", "classes", "eval_split", "views", "protocol"),
+                 "protocols": ("name", "views", "sampling", "stride", "spatial", "aggregation")}
         keep = brief[what]
         rows = [{k: r[k] for k in keep} for r in rows]
     click.echo(_table(rows))
@@ -175,9 +178,24 @@ def _dataset_rows() -> list[dict]:
         rows.append({
             "name": name, "kind": c.kind, "mirrors": c.mirrors, "task": c.task, "classes": classes,
             "metric": c.metric, "eval_split": c.eval_split, "views": f"{c.views[0]}x{c.views[1]}",
+            "protocol": c.protocol, "protocol_source": c.extra.get("protocol_source", "tokbench's synthetic suite"),
             "splits": ",".join(c.splits), "decides": c.decides, "stresses": c.stresses,
             "files": ", ".join(c.files), "notes": c.notes,
             "class_names": _class_names(c),
+        })
+    return rows
+
+
+def _protocol_rows() -> list[dict]:
+    from tokbench.data.protocols import PROTOCOLS
+
+    rows = []
+    for name in PROTOCOLS.names():
+        p = PROTOCOLS.get(name)
+        rows.append({
+            "name": name, "views": f"{p.temporal_clips}x{p.spatial_crops}", "sampling": p.sampling,
+            "stride": "-" if p.stride is None else p.stride, "spatial": p.spatial, "aggregation": p.aggregation,
+            "frames": p.frames, "size": p.size, "source": p.source,
         })
     return rows
 
@@ -562,6 +580,16 @@ def _launcher_options(func):
               help="eval: weights as they are; lp: linear probe on the reduced tokens; ft: fine-tune with the reduction on.")
 @click.option("--train-limit", type=click.IntRange(min=1), default=None,
               help="Training clips per cell for --protocol lp/ft [default: the whole train split].")
+@click.option("--eval-protocol", default=None, metavar="NAME",
+              help="Evaluation protocol of real datasets (frames, crops, view merging; see 'tokbench ls protocols') "
+                   "[default: each dataset's, from its published evaluation code]. Not --protocol, which is eval/lp/ft.")
+@click.option("--eval-views", default=None, metavar="TxS",
+              help="Temporal clips x spatial crops per video for real datasets, e.g. 2x3 [default: the protocol's].")
+@click.option("--eval-stride", type=click.IntRange(min=1), default=None,
+              help="Frame stride of a strided protocol (videomae-k400, motionformer-epic, slowfast-charades).")
+@click.option("--eval-aggregation", type=click.Choice(["logits", "softmax", "sigmoid-max"]), default=None,
+              help="How a video's views merge: mean of logits, mean of softmax, per-class max of sigmoid "
+                   "[default: the protocol's].")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--dtype", default="auto", show_default=True, help="auto (bf16 autocast on CUDA, fp32 on CPU), fp32, bf16, fp16.")
 @click.option("--batch-size", type=int, default=1, show_default=True, help="Clips per timed forward pass.")
@@ -580,10 +608,10 @@ def _launcher_options(func):
               help="Time a torch.compile'd model (recorded as 'compiled'; accuracy and FLOPs are unchanged).")
 @_launcher_options
 def run_cmd(backbones, methods, p_ratio, checkpoint, num_classes, datasets, data_root, split, limit, eval_batch_size,
-            workers, metrics, protocol, train_limit, device, dtype, batch_size, warmup, repeats, seed, results_dir, name,
-            retry_failed, clear_claims, smoke, compile_, launcher, jobs, slurm_partition, slurm_gpus_per_node,
-            slurm_cpus_per_task, slurm_time, slurm_mem_gb, slurm_account, slurm_array_parallelism, submitit_folder,
-            submitit_cluster, wait) -> None:
+            workers, metrics, protocol, train_limit, eval_protocol, eval_views, eval_stride, eval_aggregation, device,
+            dtype, batch_size, warmup, repeats, seed, results_dir, name, retry_failed, clear_claims, smoke, compile_,
+            launcher, jobs, slurm_partition, slurm_gpus_per_node, slurm_cpus_per_task, slurm_time, slurm_mem_gb,
+            slurm_account, slurm_array_parallelism, submitit_folder, submitit_cluster, wait) -> None:
     """Measure a sweep: datasets x backbones x methods x P-Ratios.
 
     With no options this is the benchmark on the embedded default: the six synthetic
@@ -600,6 +628,7 @@ def run_cmd(backbones, methods, p_ratio, checkpoint, num_classes, datasets, data
                    --metrics flops,throughput --device cpu
       tokbench run --dataset synth-motion --backbone synth_tiny --checkpoint motion.safetensors
       tokbench run --dataset ssv2 --data-root /data/ssv2 --backbone videomae_b --checkpoint ssv2.pth
+      tokbench run --dataset ssv2 ... --eval-views 1x1 --eval-aggregation logits   # a cheaper protocol variant
       torchrun --nproc-per-node 8 -m tokbench run --dataset ssv2 ...     # one evaluation, sharded
       tokbench run --dataset ssv2 ... --launcher submitit --slurm-partition gpu --slurm-gpus-per-node 1
     """
@@ -656,7 +685,8 @@ def run_cmd(backbones, methods, p_ratio, checkpoint, num_classes, datasets, data
         num_classes=num_classes, name=name, datasets=dataset_names,
         data_root=str(data_root) if data_root else None, split=split, limit=limit,
         eval_batch_size=eval_batch_size, num_workers=workers, protocol=protocol, train_limit=train_limit,
-        compile=compile_,
+        compile=compile_, eval_protocol=eval_protocol, eval_views=_parse_views(eval_views), eval_stride=eval_stride,
+        eval_aggregation=eval_aggregation,
     )
     cells = plan(sweep)  # validates everything before the store is touched
     from tokbench.store import output_folder
@@ -698,6 +728,16 @@ def run_cmd(backbones, methods, p_ratio, checkpoint, num_classes, datasets, data
             click.echo(f"tokbench: warning: {len(flagged)} of {len(result.records)} cells were timed while the machine "
                        "was busy or with a spread over 25 % (speed_flags; 'spread' column): their throughput is not "
                        "comparable; re-run them on a quiet machine", err=True)
+
+
+def _parse_views(text: str | None) -> tuple[int, int] | None:
+    """``--eval-views 5x3`` -> (5, 3)."""
+    if text is None:
+        return None
+    parts = text.lower().replace("×", "x").split("x")
+    if len(parts) != 2 or not all(p.strip().isdigit() and int(p) >= 1 for p in parts):
+        raise TokbenchError(f"--eval-views {text!r}: give temporal clips x spatial crops, e.g. 5x3 or 2x3")
+    return int(parts[0]), int(parts[1])
 
 
 def _submit(sweep, cells, results_dir: Path, retry_failed: bool, *, jobs, folder, cluster, wait, slurm) -> int:

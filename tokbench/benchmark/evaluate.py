@@ -1,7 +1,11 @@
 """Accuracy of a backbone + method on a dataset's evaluation split.
 
 Each item may carry V views (temporal clips x spatial crops); every view runs through
-the model, and the views' logits are averaged per video (:func:`average_views`). Clip ids
+the model, and the views are merged per video as the dataset's evaluation protocol says
+(:func:`~tokbench.data.metrics.merge_views`: mean of logits, mean of softmax, or max of
+sigmoid; ``dataset.aggregation``, ``logits`` for datasets without one such as the
+synthetic suite). The same merging serves one process, torchrun shards (each rank merges
+its own videos' views before the gather) and lp/ft (which evaluate through here). Clip ids
 passed to the method are ``index * V + view``, stable across methods and P-Ratios, so a
 per-clip-seeded method (``random``) draws the same tokens for a clip in every run.
 Videos that cannot be decoded are skipped and counted, never a crash.
@@ -19,10 +23,10 @@ from tokbench.backbones.vit import VideoViT
 from tokbench.benchmark.timing import DTYPES
 from tokbench.data.base import DataError
 from tokbench.data.batching import collate_clips
-from tokbench.data.metrics import average_views, compute_metrics
+from tokbench.data.metrics import compute_metrics, merge_views
 from tokbench.methods.base import Method
 
-__all__ = ["Accuracy", "Predictions", "evaluate", "head_size", "merge_predictions", "predict", "score"]
+__all__ = ["Accuracy", "Predictions", "aggregation_of", "evaluate", "head_size", "merge_predictions", "predict", "score"]
 
 
 @dataclass
@@ -35,6 +39,7 @@ class Accuracy:
     views: int  # views per video
     skipped_videos: int  # annotated videos missing or undecodable
     skipped_ids: list[str] = field(default_factory=list)
+    aggregation: str = "logits"  # how the views were merged (merge_views)
 
 
 def head_size(dataset) -> int:
@@ -47,10 +52,12 @@ def head_size(dataset) -> int:
 
 @dataclass
 class Predictions:
-    """View-averaged logits of some videos, with what scoring needs.
+    """View-merged scores of some videos, with what scoring needs.
 
     Attributes:
-        logits: (n, outputs) float32 on the CPU. labels: (n,) or (n, classes).
+        logits: (n, outputs) float32 on the CPU: the views merged by the dataset's
+            aggregation (mean logits, mean softmax probabilities or max sigmoid scores).
+        labels: (n,) or (n, classes).
         index: (n,) each video's position in the dataset (sorts gathered shards).
         verbs, nouns: (n,) for verb+noun datasets, else ``None``.
         skipped: ids of videos that could not be read.
@@ -118,11 +125,13 @@ def predict(
     model: VideoViT, method: Method, dataset, *, batch_size: int = 8, device: torch.device | None = None,
     dtype: str = "fp32", num_workers: int = 0, progress=None,
 ) -> Predictions:
-    """View-averaged logits of every readable item of ``dataset`` (arguments as for
+    """View-merged scores of every readable item of ``dataset`` (arguments as for
     :func:`evaluate`); empty when nothing could be read (an empty shard)."""
     device = device or next(model.parameters()).device
     task = dataset.card.task
     views = getattr(dataset, "views", 1)
+    how = aggregation_of(dataset)
+    groups = (dataset.num_verbs, dataset.num_nouns) if task == "verb_noun" else None  # each head softmaxed alone
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
                         collate_fn=collate_clips)
     autocast = torch.autocast(device.type, dtype=DTYPES[dtype]) if dtype != "fp32" else contextlib.nullcontext()
@@ -146,7 +155,7 @@ def predict(
                                            verbs=batch.get("verb"), nouns=batch.get("noun"))
                 labels_in = labels_in.repeat_interleave(views, dim=0).to(device)
             out = model(video, method, clip_ids=ids, labels=labels_in).float()
-            logits.append(average_views(out, views).cpu())
+            logits.append(merge_views(out, views, how, groups=groups).cpu())
             labels.append(batch["label"])
             indices.append(batch["index"])
             if task == "verb_noun":
@@ -173,4 +182,9 @@ def score(pred: Predictions, dataset) -> Accuracy:
         kwargs = dict(verbs=pred.verbs, nouns=pred.nouns, num_verbs=dataset.num_verbs, num_nouns=dataset.num_nouns)
     metrics = compute_metrics(dataset.card.task, pred.logits, pred.labels, **kwargs)
     return Accuracy(metrics=metrics, clips=pred.logits.shape[0], views=getattr(dataset, "views", 1),
-                    skipped_videos=len(pred.skipped), skipped_ids=pred.skipped)
+                    skipped_videos=len(pred.skipped), skipped_ids=pred.skipped, aggregation=aggregation_of(dataset))
+
+
+def aggregation_of(dataset) -> str:
+    """How ``dataset``'s views are merged: its protocol's aggregation, or ``logits``."""
+    return getattr(dataset, "aggregation", None) or "logits"

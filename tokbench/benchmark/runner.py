@@ -78,6 +78,12 @@ class Sweep:
     calibration_clips: int = 64
     flop_clips: int = 16
     content_dataset: str = "synth-motion"
+    # The evaluation protocol of real datasets (tokbench.data.protocols): None keeps each
+    # dataset's default protocol and that protocol's views, stride and aggregation.
+    eval_protocol: str | None = None
+    eval_views: tuple[int, int] | None = None  # (temporal clips, spatial crops)
+    eval_stride: int | None = None
+    eval_aggregation: str | None = None
 
 
 @dataclass(frozen=True)
@@ -197,6 +203,9 @@ def plan(sweep: Sweep) -> list[Cell]:
                 config = resolve_config(backbone, checkpoint=checkpoint, num_classes=heads)
                 data_keys = {"dataset": dataset_name, "split": dataset.split, "views": dataset.views,
                              "clips": len(dataset), "limit": sweep.limit}
+                protocol = getattr(dataset, "protocol", None)
+                if protocol is not None:  # real datasets only: synthetic cell ids stay as they were
+                    data_keys["eval_protocol"] = protocol.params()
             if checkpoint is not None:
                 # Load once now so a checkpoint that does not fit fails before anything runs.
                 create_backbone(backbone, checkpoint=checkpoint, num_classes=config.num_classes)
@@ -285,12 +294,31 @@ def open_dataset(sweep: Sweep, name: str, config: VideoViTConfig, *, train: bool
         overrides["limit"] = limit
     if train and card.kind == "real":
         overrides.update(temporal_clips=1, spatial_crops=1)
+    elif card.kind == "real":
+        overrides.update(_eval_options(sweep))
+    elif _eval_options(sweep):
+        raise TokbenchError(f"{name} is synthetic and keeps its own protocol (one generated clip, logits): the "
+                            "--eval-protocol/--eval-views/--eval-stride/--eval-aggregation options apply to real datasets")
     dataset = create_dataset(name, split=split, root=sweep.data_root, **overrides)
     if card.kind == "real" and not train:
         from tokbench.data.real import check_readable
 
         check_readable(dataset)
     return dataset
+
+
+def _eval_options(sweep: Sweep) -> dict[str, Any]:
+    """The dataset options the sweep's --eval-* settings give a real dataset's eval split."""
+    options: dict[str, Any] = {}
+    if sweep.eval_protocol is not None:
+        options["protocol"] = sweep.eval_protocol
+    if sweep.eval_views is not None:
+        options["temporal_clips"], options["spatial_crops"] = sweep.eval_views
+    if sweep.eval_stride is not None:
+        options["stride"] = sweep.eval_stride
+    if sweep.eval_aggregation is not None:
+        options["aggregation"] = sweep.eval_aggregation
+    return options
 
 
 def _check_buildable(spec: str, p_ratio: float) -> None:
@@ -458,7 +486,12 @@ def _measure(cell: Cell, sweep: Sweep, shared: _Shared, world: World = SINGLE,
         acc = evaluate(model, method, shared.dataset(cell), batch_size=sweep.eval_batch_size, device=device,
                        dtype=resolve_dtype(sweep.dtype, device), num_workers=sweep.num_workers, world=world)
         out.update(acc.metrics)
-        out.update(clips=acc.clips, views=acc.views, view_averaging="logits", skipped_videos=acc.skipped_videos)
+        out.update(clips=acc.clips, views=acc.views, view_averaging=acc.aggregation, skipped_videos=acc.skipped_videos)
+        protocol = getattr(shared.dataset(cell), "protocol", None)
+        if protocol is not None:  # a real dataset: the protocol's name and every parameter
+            out.update(eval_protocol=protocol.name, eval_protocol_params=protocol.params())
+        else:
+            out["eval_protocol"] = "synthetic"
     if deferred is not None:
         raise deferred
     if not world.is_main:

@@ -61,7 +61,10 @@ class DatasetCard:
         splits: the splits it has, with the published names.
         eval_split: the split accuracy is reported on (``val``; ``test`` where the
             published evaluation split is called so, as Diving48 and Charades).
-        views: default eval views (temporal clips, spatial crops), as in the papers.
+        views: default eval views (temporal clips, spatial crops): those of ``protocol``.
+        protocol: the default evaluation protocol (:mod:`tokbench.data.protocols`) of a
+            real dataset, whose source is the published evaluation code it follows;
+            ``synthetic`` for the generated suite (one clip, logits).
         files: annotation files a real dataset needs under its root (for error messages).
     """
 
@@ -75,6 +78,7 @@ class DatasetCard:
     splits: tuple[str, ...] = ("train", "val", "test")
     eval_split: str = "val"
     views: tuple[int, int] = (1, 1)
+    protocol: str = "synthetic"
     num_verbs: int | None = None
     num_nouns: int | None = None
     files: tuple[str, ...] = ()

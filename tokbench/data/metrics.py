@@ -30,6 +30,9 @@ from tokbench.errors import TokbenchError
 
 __all__ = [
     "average_views",
+    "merge_views",
+    "AGGREGATIONS",
+    "check_aggregation",
     "topk_accuracy",
     "average_precision_per_class",
     "mean_average_precision",
@@ -134,6 +137,56 @@ def average_views(logits: Tensor, views: int, *, space: Literal["logits", "probs
     if space == "probs":
         x = x.softmax(dim=-1)
     return x.mean(dim=1)
+
+
+#: View aggregations: what a protocol does with the V outputs of a video.
+AGGREGATIONS = ("logits", "softmax", "sigmoid-max")
+#: Aggregations that suit each task (softmax over classes means nothing for multi-label;
+#: sigmoid scores of one view are what a multi-label head gives at test time).
+_TASK_AGGREGATIONS = {"single": ("logits", "softmax"), "verb_noun": ("logits", "softmax"),
+                      "multilabel": ("logits", "sigmoid-max")}
+
+
+def check_aggregation(aggregation: str, task: str, *, where: str = "view aggregation") -> None:
+    """Raises TokbenchError unless ``aggregation`` is known and suits ``task``."""
+    valid = _TASK_AGGREGATIONS.get(task, AGGREGATIONS)
+    if aggregation not in valid:
+        raise TokbenchError(f"{where}: aggregation {aggregation!r} does not suit the {task} task; "
+                            f"valid: {', '.join(valid)}")
+
+
+def merge_views(logits: Tensor, views: int, how: str = "logits", *, groups: Sequence[int] | None = None) -> Tensor:
+    """Merge the V views of each video into one row of scores.
+
+    Args:
+        logits: ``(B*V, C)`` video-major (as :func:`average_views`) or ``(B, V, C)``.
+        views: V.
+        how: ``"logits"``: mean of the logits (tokbench's default, the synthetic suite);
+            ``"softmax"``: mean of each view's softmax probabilities (VideoMAE's
+            ``engine_for_finetuning.py:merge``, mmaction's ``average_clips='prob'``,
+            Motionformer's summed softmax); ``"sigmoid-max"``: per class, the maximum over
+            views of the sigmoid (SlowFast's Charades test: ``HEAD_ACT: sigmoid``,
+            ``ENSEMBLE_METHOD: max``).
+        groups: column widths softmaxed separately (verb+noun heads: ``(num_verbs,
+            num_nouns)``, as Motionformer softmaxes each head); ``None``: all columns.
+
+    Returns:
+        ``(B, C)`` scores: logits, probabilities, or per-class sigmoid maxima. Only their
+        order per row (top-k) or per column (mAP) is used by the metrics.
+    """
+    if how not in AGGREGATIONS:
+        raise TokbenchError(f"view aggregation must be one of {', '.join(AGGREGATIONS)}, got {how!r}")
+    if how == "logits":
+        return average_views(logits, views)
+    average_views(logits, views)  # the same shape checks (one-line TokbenchErrors)
+    x = (logits if logits.dim() == 3 else logits.reshape(-1, views, logits.shape[-1])).float()  # (B, V, C)
+    if how == "sigmoid-max":
+        return x.sigmoid().amax(dim=1)
+    widths = list(groups) if groups is not None else [x.shape[-1]]
+    if sum(widths) != x.shape[-1] or any(w < 1 for w in widths):
+        raise TokbenchError(f"softmax groups {widths} do not split {x.shape[-1]} columns")
+    probs = torch.cat([part.softmax(dim=-1) for part in x.split(widths, dim=-1)], dim=-1)
+    return probs.mean(dim=1)
 
 
 # --------------------------------------------------------------------------- single-label

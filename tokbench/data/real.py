@@ -9,15 +9,18 @@ Importing this module registers ``kinetics400``, ``ssv2``, ``epic-kitchens-100``
 
 Each is a :class:`RealVideoDataset`: a list of :class:`Sample` built by a per-dataset
 annotation parser, decoded with PyAV (:mod:`tokbench.data.video_io`) or from JPEG frame
-folders, sampled and cropped by :mod:`tokbench.data.views`. Items follow
+folders, sampled, resized and cropped by an evaluation protocol
+(:mod:`tokbench.data.protocols`; each card names its default and the published code it
+follows). Items follow
 :mod:`tokbench.data.base`: ``video`` float32 (C, T, S, S) or (V, C, T, S, S), ``label``
 (``int``; float multi-hot (num_classes,) for Charades; action id
 ``verb * num_nouns + noun`` for Epic-Kitchens-100, which also gives ``verb`` and
 ``noun``), ``id`` and ``index``.
 
-Options (``create_dataset(..., **overrides)``): ``frames`` (16), ``size`` (224),
-``temporal_clips`` / ``spatial_crops`` (the card's views on every split but ``train``,
-1 x 1 on ``train``), ``limit`` (keep the first N samples).
+Options (``create_dataset(..., **overrides)``): ``protocol`` (the card's on every split
+but ``train``; ``tokbench-segments`` 1 x 1 on ``train``), ``frames`` (16), ``size``
+(224), ``stride``, ``temporal_clips`` / ``spatial_crops``, ``aggregation`` (each
+defaults to the protocol's), ``limit`` (keep the first N samples).
 
 Failures: a missing data folder or annotation file, an unparsable annotation file, or a
 split whose videos are all missing raise :class:`DataError` (one line). Annotated videos
@@ -45,8 +48,8 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from tokbench.data.base import DataError, DatasetCard, register_dataset
+from tokbench.data.protocols import Protocol, get_protocol
 from tokbench.data.video_io import VideoReadError, read_frame_folder, read_video, require_av
-from tokbench.data.views import ViewSpec, temporal_indices, to_views
 from tokbench.errors import TokbenchError
 
 __all__ = [
@@ -56,7 +59,9 @@ __all__ = [
 #: Folders under the root where annotation files are looked for, in order.
 ANNOTATION_DIRS = ("", "annotations", "labels")
 VIDEO_EXTENSIONS = (".mp4", ".webm", ".mkv", ".avi")
-OPTIONS = ("frames", "size", "temporal_clips", "spatial_crops", "limit")
+OPTIONS = ("protocol", "frames", "size", "stride", "temporal_clips", "spatial_crops", "aggregation", "limit")
+#: The protocol of the train split (lp/ft training clips): one centred clip, as before protocols.
+TRAIN_PROTOCOL = "tokbench-segments"
 
 
 class SkippedVideoWarning(UserWarning):
@@ -94,7 +99,7 @@ class RealVideoDataset(Dataset):
     """A map-style dataset of :class:`Sample` s; shared by the six real datasets.
 
     Attributes:
-        card, name, split, spec (:class:`ViewSpec`), samples, missing (ids of annotated
+        card, name, split, spec and protocol (the :class:`Protocol`), samples, missing (ids of annotated
         clips with no file), classes (class names; for Epic-Kitchens ``verbs`` and
         ``nouns``), num_classes (from the annotation files; for verb+noun
         ``num_verbs * num_nouns``), num_verbs, num_nouns.
@@ -105,7 +110,7 @@ class RealVideoDataset(Dataset):
         card: DatasetCard,
         split: str,
         samples: Sequence[Sample],
-        spec: ViewSpec,
+        spec: Protocol,
         *,
         classes: Sequence[str] = (),
         verbs: Sequence[str] = (),
@@ -113,6 +118,8 @@ class RealVideoDataset(Dataset):
         missing: Sequence[str] = (),
     ) -> None:
         self.card, self.name, self.split, self.spec = card, card.name, split, spec
+        self.protocol = spec
+        self.aggregation = spec.aggregation  # how evaluate() merges an item's views
         self.samples = list(samples)
         self.classes, self.verbs, self.nouns = list(classes), list(verbs), list(nouns)
         self.missing = list(missing)
@@ -127,7 +134,7 @@ class RealVideoDataset(Dataset):
 
     def __repr__(self) -> str:
         s = self.spec
-        return (f"RealVideoDataset({self.name}/{self.split}, {len(self)} clips, frames={s.num_frames}, "
+        return (f"RealVideoDataset({self.name}/{self.split}, {len(self)} clips, protocol={s.name}, frames={s.frames}, "
                 f"size={s.size}, views={s.temporal_clips}x{s.spatial_crops})")
 
     def read_clips(self, index: int) -> list[Tensor]:
@@ -136,10 +143,10 @@ class RealVideoDataset(Dataset):
         Raises:
             VideoReadError: the video or frame folder could not be read.
         """
-        s, F, C = self.samples[index], self.spec.num_frames, self.spec.temporal_clips
+        s, F = self.samples[index], self.spec.frames
 
         def pick(total: int) -> list[int]:
-            return [i for clip in temporal_indices(total, F, C) for i in clip]
+            return [i for clip in self.spec.frame_indices(total, s.id) for i in clip]
 
         if s.frames_pattern is None:
             frames = read_video(s.path, pick, start_frame=s.start_frame, end_frame=s.end_frame)
@@ -169,7 +176,7 @@ class RealVideoDataset(Dataset):
                     f"{self.name}/{self.split}: skipped video {s.id}: {e}", SkippedVideoWarning, stacklevel=2
                 )
             return {"id": s.id, "index": index, "error": e.reason}
-        item = {"video": to_views(clips, self.spec), "label": self.target(s), "id": s.id, "index": index}
+        item = {"video": self.spec.to_views(clips), "label": self.target(s), "id": s.id, "index": index}
         if self.card.task == "verb_noun":
             item["verb"], item["noun"] = s.verb, s.noun
         return item
@@ -429,13 +436,17 @@ def _parse_charades(card: DatasetCard, root: Path, split: str) -> _Annotations:
 
 # ----------------------------------------------------------------------------- cards
 
-_VIEWS_NOTE = "Views apply to every split but train (1x1 there); override temporal_clips/spatial_crops."
+_VIEWS_NOTE = ("The protocol applies to every split but train (tokbench-segments 1x1 there); choose another or "
+               "change its frames, stride, views and aggregation with the dataset options (CLI: --eval-*).")
 
 CARDS: dict[str, DatasetCard] = {}
 
 
-def _card(**kw: Any) -> DatasetCard:
-    card = DatasetCard(kind="real", **kw)
+def _card(*, protocol: str, **kw: Any) -> DatasetCard:
+    """A real dataset's card; its default views and their source come from ``protocol``."""
+    p = get_protocol(protocol)
+    extra = {**kw.pop("extra", {}), "protocol_source": p.source, "protocol_rules": p.describe()}
+    card = DatasetCard(kind="real", protocol=protocol, views=(p.temporal_clips, p.spatial_crops), extra=extra, **kw)
     CARDS[card.name] = card
     return card
 
@@ -444,26 +455,27 @@ K400 = _card(
     name="kinetics400", mirrors="Kinetics-400", task="single", num_classes=400,
     decides="which object or scene is present (appearance)",
     stresses="spatial selection; little temporal need",
-    splits=("train", "val", "test"), eval_split="val", views=(5, 3),
+    splits=("train", "val", "test"), eval_split="val", protocol="videomae-k400",
     files=("train.csv", "validate.csv", "test.csv"),
     notes="Annotations under root, root/annotations or root/labels; validate.csv or val.csv (cvdfoundation "
           "mirror). Class index = position in the sorted label names of train.csv (so val needs train.csv); "
           "num_classes comes from the data. Clips found by file stem anywhere under root (flat, per-split or "
           "<label>/ folders): <youtube_id>_<start:06d>_<end:06d> or <youtube_id>, .mp4/.webm/.mkv/.avi "
-          "(inferred from common mirrors). A test.csv without labels is an error. Views 5x3 as in VideoMAE's "
-          "K400 test. " + _VIEWS_NOTE,
+          "(inferred from common mirrors). A test.csv without labels is an error. Protocol videomae-k400: VideoMAE's "
+          "K400 test (every 4th frame, 5 windows of 16, 3 crops, mean of softmax). " + _VIEWS_NOTE,
     extra={"layout": "<root>/**/<youtube_id>_<start:06d>_<end:06d>.mp4"},
 )
 SSV2 = _card(
     name="ssv2", mirrors="Something-Something v2", task="single", num_classes=174,
     decides="how an object moves or interacts with another (motion, object interactions)",
     stresses="temporal relations; tokens that change",
-    splits=("train", "val"), eval_split="val", views=(2, 3),
+    splits=("train", "val"), eval_split="val", protocol="videomae-ssv2",
     files=("something-something-v2-labels.json", "something-something-v2-train.json",
            "something-something-v2-validation.json"),
     notes="Class = labels[template with '[' and ']' removed]. Videos <id>.webm found by stem anywhere under "
           "root (the archive extracts to 20bn-something-something-v2/; .mp4 re-encodes accepted). The test "
-          "split has no public labels. Views 2x3 as in VideoMAE's SSv2 test. " + _VIEWS_NOTE,
+          "split has no public labels. Protocol videomae-ssv2: VideoMAE's SSv2 test (2 clips of 16 frames, both "
+          "spanning the whole video, 3 crops, mean of softmax). " + _VIEWS_NOTE,
     extra={"layout": "<root>/**/<id>.webm"},
 )
 EPIC = _card(
@@ -471,70 +483,78 @@ EPIC = _card(
     num_verbs=97, num_nouns=300,
     decides="verb + noun of an egocentric action, camera moving",
     stresses="no static background (RLT cannot prune)",
-    splits=("train", "val"), eval_split="val", views=(1, 3),
+    splits=("train", "val"), eval_split="val", protocol="motionformer-epic",
     files=("EPIC_100_train.csv", "EPIC_100_validation.csv", "EPIC_100_verb_classes.csv",
            "EPIC_100_noun_classes.csv"),
     notes="label = verb * num_nouns + noun (action id; num_nouns from EPIC_100_noun_classes.csv). Segment "
           "start_frame..stop_frame, 1-based and inclusive, as the rgb_frames numbering (inclusive end "
           "inferred). Reads <participant>/videos/<video_id>.MP4 (or .mp4) if present, else frames "
           "<participant>/rgb_frames/<video_id>/frame_0000000001.jpg (or <participant>/<video_id>/). Segments "
-          "past 4 s into a video are reached by seeking (frame = timestamp x frame rate). Views 1x3 chosen "
-          "(segments are a few seconds; papers vary). " + _VIEWS_NOTE,
+          "past 4 s into a video are reached by seeking (frame = timestamp x frame rate). Protocol "
+          "motionformer-epic: Motionformer's EK test (10 windows of 16 frames at stride 4 at 30 fps, 3 crops, "
+          "verb and noun softmax summed); the segment is the annotation's start_frame..stop_frame (Motionformer "
+          "derives it from the timestamps). " + _VIEWS_NOTE,
     extra={"layout": "<root>/<participant>/videos/<video_id>.MP4 | <root>/<participant>/rgb_frames/<video_id>/"},
 )
 DIVING48 = _card(
     name="diving48", mirrors="Diving48", task="single", num_classes=48,
     decides="the order of several sub-motions (takeoff, somersault, twist, flight position)",
     stresses="fine-grained temporal detail",
-    splits=("train", "test"), eval_split="test", views=(2, 3),
+    splits=("train", "test"), eval_split="test", protocol="aim-diving48",
     files=("Diving48_V2_train.json", "Diving48_V2_test.json", "Diving48_vocab.json"),
     notes="V2 annotations; segment [start_frame, end_frame) of rgb/<vid_name>.mp4 (exclusive end inferred; a "
-          "segment past the video's end is cut to its decoded frames). Views 2x3 chosen as for SSv2 (papers "
-          "vary from 1x3 to 5x3). " + _VIEWS_NOTE,
+          "segment past the video's end is cut to its decoded frames). Protocol aim-diving48: AIM's Diving-48 test "
+          "config (one clip of segment-centred frames, 3 crops, mean of softmax). " + _VIEWS_NOTE,
     extra={"layout": "<root>/rgb/<vid_name>.mp4"},
 )
 JESTER = _card(
     name="jester", mirrors="20BN-Jester v1", task="single", num_classes=27,
     decides="which hand gesture is made",
     stresses="small informative region, static background",
-    splits=("train", "val"), eval_split="val", views=(1, 1),
+    splits=("train", "val"), eval_split="val", protocol="direcformer-jester",
     files=("jester-v1-labels.csv", "jester-v1-train.csv", "jester-v1-validation.csv"),
     notes="Semicolon-separated 'id;label' without header; class index = line of jester-v1-labels.csv. Frames "
           "20bn-jester-v1/<id>/00001.jpg...; frame count = .jpg files in the folder. The test split has no "
-          "public labels. Views 1x1 (single centre clip, as TSM's Jester test). " + _VIEWS_NOTE,
+          "public labels. Protocol direcformer-jester: DirecFormer's Jester test (one clip of segment-centred "
+          "frames, 3 crops, summed logits). " + _VIEWS_NOTE,
     extra={"layout": "<root>/20bn-jester-v1/<id>/00001.jpg"},
 )
 CHARADES = _card(
     name="charades", mirrors="Charades v1", task="multilabel", num_classes=157,
     decides="several events per video (multi-label)",
     stresses="many informative regions, long-range time",
-    splits=("train", "test"), eval_split="test", views=(2, 3),
+    splits=("train", "test"), eval_split="test", protocol="slowfast-charades",
     files=("Charades_v1_train.csv", "Charades_v1_test.csv", "Charades_v1_classes.txt"),
     notes="Video-level target: multi-hot over the classes of Charades_v1_classes.txt of every class in "
-          "'actions' (empty: all zeros); frames sampled over the whole video. Videos Charades_v1_480/<id>.mp4. "
-          "Views 2x3 chosen for cost (SlowFast/MViT test 10x3, max over views). " + _VIEWS_NOTE,
+          "'actions' (empty: all zeros); frames sampled over the whole video. Videos Charades_v1_480/<id>.mp4 "
+          "(SlowFast reads 24 fps frame folders). Protocol slowfast-charades: SlowFast's Charades test (10 "
+          "windows of 16 frames at stride 4, 3 crops, per-class max of the sigmoid over views). " + _VIEWS_NOTE,
     extra={"layout": "<root>/Charades_v1_480/<id>.mp4"},
 )
 
 
-def _options(card: DatasetCard, split: str, overrides: dict[str, Any]) -> tuple[ViewSpec, int | None]:
+def _options(card: DatasetCard, split: str, overrides: dict[str, Any]) -> tuple[Protocol, int | None]:
     unknown = sorted(set(overrides) - set(OPTIONS))
     if unknown:
         raise TokbenchError(f"dataset {card.name!r} has no option {unknown[0]!r}; options: {', '.join(OPTIONS)}")
-    clips, crops = (1, 1) if split == "train" else card.views
-    get = lambda k, default: default if overrides.get(k) is None else overrides[k]  # noqa: E731
+    given = {k: v for k, v in overrides.items() if v is not None}
+    name = given.pop("protocol", TRAIN_PROTOCOL if split == "train" else card.protocol)
+    limit = given.pop("limit", None)
+    aggregation = given.pop("aggregation", None)
+    if split == "train" and name == TRAIN_PROTOCOL:
+        given = {"temporal_clips": 1, "spatial_crops": 1, **given}
     try:
-        spec = ViewSpec(int(get("frames", 16)), int(get("size", 224)), int(get("temporal_clips", clips)),
-                        int(get("spatial_crops", crops)))
-        limit = overrides.get("limit")
+        options = {k: int(v) for k, v in given.items()}
+        if any(float(v) != options[k] for k, v in given.items()):
+            raise ValueError(f"non-integer value in {given}")
         limit = None if limit is None else int(limit)
     except (TypeError, ValueError) as e:
-        if isinstance(e, TokbenchError):
-            raise
         raise TokbenchError(f"dataset {card.name!r}: options must be integers ({e})") from e
     if limit is not None and limit < 1:
         raise TokbenchError(f"dataset {card.name!r}: limit must be >= 1, got {limit}")
-    return spec, limit
+    protocol = get_protocol(str(name), aggregation=aggregation, **options)
+    protocol.check_task(card.task, card.name)
+    return protocol, limit
 
 
 def _register(card: DatasetCard, parse: Callable[[DatasetCard, Path, str], _Annotations]) -> None:

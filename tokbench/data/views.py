@@ -1,10 +1,11 @@
-"""Evaluation views: which frames and which crops a clip is made of.
+"""tokbench's own view rule (the ``tokbench-segments`` protocol): frames and crops.
 
 A video is cut into ``temporal_clips`` equal segments; each gives ``num_frames`` frames
 sampled uniformly over the segment. Each clip's frames are resized (short side to
-``size``) and cut into ``spatial_crops`` square crops (1: centre; 3: start, centre, end
-of the long side, as VideoMAE's multi-view test). Logits are averaged over the
-V = temporal_clips x spatial_crops views. K400 is usually tested 5x3, SSv2 2x3.
+``size``, antialiased) and cut into ``spatial_crops`` square crops (1: centre; 3: start,
+centre, end of the long side). Logits are averaged over the V = temporal_clips x
+spatial_crops views. The real datasets' defaults follow published evaluation code
+instead (:mod:`tokbench.data.protocols`); lp/ft training clips use this rule, 1 x 1.
 """
 
 from __future__ import annotations

@@ -8,7 +8,11 @@ state, every input and output explicit.
 Matching (both papers): split the tokens alternately into A (even positions) and B (odd
 positions); each A token finds its most similar B token by cosine similarity of a metric;
 the ``r`` A tokens with the most similar partners are merged into them. The result keeps
-the unmerged A tokens, in their order, followed by all B tokens: N -> N - r.
+the unmerged A tokens followed by all B tokens: N -> N - r. The unmerged A tokens stay in
+their order (``keep_order=True``: vid-TLDR, and ToMe with a class token) or in descending
+order of their best match (``keep_order=False``: ToMe without a class token, whose
+``tome/merge.py`` sorts them back only ``if class_token``). The order matters from the
+second merge on, since the next block splits A/B by position in the current sequence.
 """
 
 from __future__ import annotations
@@ -26,7 +30,8 @@ class Matching:
     """Which A tokens merge into which B tokens.
 
     Attributes:
-        unm_idx: (B, nA - r) positions in A of the tokens kept, in their original order.
+        unm_idx: (B, nA - r) positions in A of the tokens kept: in their original order
+            (``keep_order``), else in descending order of their best-match score.
         src_idx: (B, r) positions in A of the tokens merged away.
         dst_idx: (B, r) positions in B that receive them.
     """
@@ -59,13 +64,18 @@ class Matching:
         return torch.cat([a.gather(1, idx), b], dim=1)
 
 
-def bipartite_soft_matching(metric: Tensor, r: int, *, protected: int = 0) -> Matching | None:
+def bipartite_soft_matching(metric: Tensor, r: int, *, protected: int = 0, keep_order: bool = True) -> Matching | None:
     """ToMe's bipartite soft matching.
 
     Args:
         metric: (B, N, d) similarity metric (ToMe: head-mean keys; vid-TLDR: hidden states).
         r: tokens to merge away; capped at (N - protected) // 2 as ToMe caps it.
         protected: the first ``protected`` tokens (CLS) are never merged away or into.
+        keep_order: put the unmerged A tokens back in position order. vid-TLDR always
+            does (mlvlab/vid-TLDR ``vid_TLDR.py``); ToMe does only with a class token
+            (facebookresearch/ToMe@af95e4b ``tome/merge.py:bipartite_soft_matching``,
+            ``if class_token: unm_idx = unm_idx.sort(dim=1)[0]``), so ToMe passes
+            ``keep_order=protected > 0``. Without it they stay in descending score order.
 
     Returns:
         The :class:`Matching`, or ``None`` when nothing is merged (r <= 0 after the cap).
@@ -87,7 +97,9 @@ def bipartite_soft_matching(metric: Tensor, r: int, *, protected: int = 0) -> Ma
         node_max, node_idx = scores.max(dim=-1)  # each A token's best B partner
         order = node_max.argsort(dim=-1, descending=True, stable=True)
         src_idx = order[:, :r]
-        unm_idx = order[:, r:].sort(dim=-1).values  # keep A's original order (prefix first)
+        unm_idx = order[:, r:]
+        if keep_order:
+            unm_idx = unm_idx.sort(dim=-1).values  # A's original order (prefix first)
         dst_idx = node_idx.gather(1, src_idx)
     return Matching(unm_idx=unm_idx, src_idx=src_idx, dst_idx=dst_idx)
 

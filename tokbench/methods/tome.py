@@ -35,16 +35,19 @@ __all__ = ["ToMe", "merge_tokens"]
 _SCHEDULES = ("constant", "decreasing")
 
 
-def merge_tokens(tokens: Tokens, metric: Tensor, r: int, *, src_weight_fn=None) -> Tokens:
+def merge_tokens(tokens: Tokens, metric: Tensor, r: int, *, src_weight_fn=None, keep_order: bool | None = None) -> Tokens:
     """Merge ``r`` tokens of ``tokens`` by bipartite matching on ``metric`` (B, N, d).
 
     Shared by ToMe and vid-TLDR. ``src_weight_fn(matching)`` may return the (B, nA, 1)
     weights of A tokens (vid-TLDR's saliency). Prefix tokens stay first and untouched.
+    ``keep_order`` (see :func:`bipartite_soft_matching`): ``None`` is ToMe's rule, position
+    order only with a prefix (class) token, unmerged tokens in score order without one.
     """
     if tokens.mask is not None:
         raise TokbenchError("token merging does not support padded (variable-length) batches")
     p = tokens.n_prefix
-    matching = bipartite_soft_matching(metric, r, protected=p)
+    keep_order = p > 0 if keep_order is None else keep_order
+    matching = bipartite_soft_matching(metric, r, protected=p, keep_order=keep_order)
     if matching is None:
         return tokens
     size = tokens.size if tokens.size is not None else torch.ones_like(tokens.x[..., :1])

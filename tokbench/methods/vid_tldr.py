@@ -120,4 +120,5 @@ class VidTLDR(Method):
         if r <= 0:
             return tokens
         saliency = attention_saliency(unbiased_probs(attn, tokens.size))  # (B, N, 1)
-        return merge_tokens(tokens, tokens.x, r, src_weight_fn=lambda: saliency[:, ::2])
+        # vid-TLDR's merge always sorts the unmerged tokens back into position order.
+        return merge_tokens(tokens, tokens.x, r, src_weight_fn=lambda: saliency[:, ::2], keep_order=True)

@@ -10,6 +10,10 @@
 
 Both trainings go through :func:`tokbench.train.loop.fit` with a fixed schedule and keep
 the last epoch: no model selection, so nothing is tuned on the split that is reported.
+Training clips are one view each; the adapted model is then scored by
+:func:`tokbench.benchmark.evaluate.evaluate` on the evaluation split, so its views are
+merged by the dataset's evaluation protocol exactly as under ``eval`` (softmax mean for
+VideoMAE's K400/SSv2 protocols, logits for the synthetic suite).
 """
 
 from __future__ import annotations
