@@ -28,6 +28,7 @@ _API = {
     "Sweep": "tokbench.benchmark.runner",
     "run_sweep": "tokbench.benchmark.runner",
     "load_results": "tokbench.store",
+    "load_predictions": "tokbench.predictions",
     "TokbenchError": "tokbench.errors",
     "create_dataset": "tokbench.data",
     "DATASETS": "tokbench.data",
@@ -49,6 +50,7 @@ __all__ = [
     "count_flops",
     "create_dataset",
     "create_backbone",
+    "load_predictions",
     "load_results",
     "measure_throughput",
     "register_method",
@@ -70,5 +72,6 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from tokbench.data import DATASETS, create_dataset
     from tokbench.errors import TokbenchError
     from tokbench.methods import METHODS, Method, SelectionMethod, build_method, register_method
+    from tokbench.predictions import load_predictions
     from tokbench.store import load_results
     from tokbench.tokens import Clips, Tokens

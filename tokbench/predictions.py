@@ -43,8 +43,8 @@ import numpy as np
 
 from tokbench.errors import ResultsError, TokbenchWarning
 
-__all__ = ["PredictionWriter", "Predictions", "PredictionWarning", "read_predictions", "prediction_files",
-           "predictions_folder"]
+__all__ = ["PredictionWriter", "Predictions", "PredictionWarning", "read_predictions", "load_predictions",
+           "prediction_files", "predictions_folder"]
 
 MAGIC = b"TBP1"
 _HEAD = struct.Struct("<4sIII")  # magic, header bytes, payload bytes, crc32
@@ -193,3 +193,21 @@ def read_predictions(results_dir: str | Path, cell_id: str, *, files: Sequence[P
     return Predictions(index=np.asarray(order, dtype=np.int64), clip_id=[rows[i][0] for i in order],
                        label=[rows[i][1] for i in order],
                        scores=np.stack([rows[i][2] for i in order]).astype("<f2", copy=False).reshape(len(order), classes))
+
+
+def load_predictions(results: str | Path, cell_id: str) -> Predictions:
+    """The stored per-clip predictions of one accuracy cell: ``results`` is the results
+    folder that holds ``predictions/`` (``results``, or a curated copy such as
+    ``results/synthetic``), or its ``runs`` folder; ``cell_id`` is a record's ``cell_id``.
+
+    >>> pred = load_predictions("results", df.cell_id[0])   # doctest: +SKIP
+    >>> pred.to_frame()                                       # doctest: +SKIP
+
+    Raises:
+        ResultsError: no predictions of that cell there.
+    """
+    results = Path(results)
+    for root in (results, results.parent):
+        if prediction_files(root, cell_id):
+            return read_predictions(root, cell_id)
+    return read_predictions(results, cell_id)  # raises, naming the folder asked for

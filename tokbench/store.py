@@ -40,6 +40,11 @@ Record fields (schema version 1):
                        (``busy``, ``noisy``; see ``tokbench.benchmark.timing``)
 ``attn_impl``          attention kernel that ran (``sdpa`` or ``explicit``); ``compiled`` (with
                        throughput: the timed model was ``torch.compile``'d)
+``top1``, ``mAP``...   accuracy metrics (fractions), each with ``<metric>_lo``/``_hi``: its 95 %
+                       bootstrap interval over the clips (``bootstrap``: resamples, seed,
+                       level); ``predictions``: where the per-clip scores they come from are
+                       (``{"folder": "predictions/<cell_id>", "rows", "dtype"}``, under the
+                       results folder; ``tokbench.load_predictions``)
 ``cell_seconds``       wall time spent on the cell (FLOPs, accuracy and timing together)
 ``env``                versions, device name, threads, git revision (nested object;
                        ``env.<key>`` columns in pandas)
@@ -84,7 +89,7 @@ _NUMBER_FIELDS = (
     "top1", "top5", "mAP", "verb_top1", "noun_top1", "action_top1", "clips",
 )
 _TEXT_FIELDS = ("run_id", "created_utc", "method", "method_id", "backbone", "speed_id", "error")
-_OBJECT_FIELDS = ("env", "method_params", "method_state", "reused")
+_OBJECT_FIELDS = ("env", "method_params", "method_state", "reused", "bootstrap", "predictions")
 
 
 class StoreWarning(TokbenchWarning):
@@ -247,7 +252,7 @@ def damage(record: Any) -> str | None:
         return f"schema_version {version!r} is not an integer"
     if record.get("status") not in STATUSES:
         return f"status {record.get('status')!r} is not one of {', '.join(STATUSES)}"
-    for name in _NUMBER_FIELDS:
+    for name in (*_NUMBER_FIELDS, *(k for k in record if k.endswith(("_lo", "_hi")))):
         if record.get(name) is not None and not _is_number(record[name]):
             return f"{name} {record[name]!r} is not a number"
     for name in _TEXT_FIELDS:

@@ -14,7 +14,9 @@ Videos that cannot be decoded are skipped and counted, never a crash.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch.utils.data import DataLoader
@@ -23,10 +25,12 @@ from tokbench.backbones.vit import VideoViT
 from tokbench.benchmark.timing import DTYPES
 from tokbench.data.base import DataError
 from tokbench.data.batching import collate_clips
+from tokbench.data.bootstrap import LEVEL, RESAMPLES, Scored, bootstrap_intervals
 from tokbench.data.metrics import compute_metrics, merge_views
 from tokbench.methods.base import Method
 
-__all__ = ["Accuracy", "Predictions", "aggregation_of", "evaluate", "head_size", "merge_predictions", "predict", "score"]
+__all__ = ["Accuracy", "Predictions", "aggregation_of", "evaluate", "head_size", "merge_predictions", "predict", "score",
+           "scored", "stored_labels"]
 
 
 @dataclass
@@ -40,6 +44,9 @@ class Accuracy:
     skipped_videos: int  # annotated videos missing or undecodable
     skipped_ids: list[str] = field(default_factory=list)
     aggregation: str = "logits"  # how the views were merged (merge_views)
+    intervals: dict[str, tuple[float, float]] = field(default_factory=dict)  # 95 % bootstrap over clips
+    bootstrap: dict[str, Any] = field(default_factory=dict)  # resamples, seed, level
+    predictions: Predictions | None = None  # the merged per-clip scores the metrics come from
 
 
 def head_size(dataset) -> int:
@@ -61,6 +68,10 @@ class Predictions:
         index: (n,) each video's position in the dataset (sorts gathered shards).
         verbs, nouns: (n,) for verb+noun datasets, else ``None``.
         skipped: ids of videos that could not be read.
+        ids: (n,) the videos' clip ids.
+
+    The merged scores are rounded to float16 where they are made: the predictions store
+    keeps float16, and every metric is computed from exactly what is stored.
     """
 
     logits: torch.Tensor
@@ -69,6 +80,7 @@ class Predictions:
     verbs: torch.Tensor | None = None
     nouns: torch.Tensor | None = None
     skipped: list[str] = field(default_factory=list)
+    ids: list[str] = field(default_factory=list)
 
 
 def merge_predictions(parts: list[Predictions]) -> Predictions:
@@ -85,13 +97,15 @@ def merge_predictions(parts: list[Predictions]) -> Predictions:
         values = [getattr(p, name) for p in real]
         return None if values[0] is None else torch.cat(values)[order]
 
+    ids = [i for p in real for i in p.ids]
     return Predictions(logits=cat("logits"), labels=cat("labels"), index=index[order], verbs=cat("verbs"),
-                       nouns=cat("nouns"), skipped=skipped)
+                       nouns=cat("nouns"), skipped=skipped, ids=[ids[i] for i in order.tolist()] if ids else [])
 
 
 def evaluate(
     model: VideoViT, method: Method, dataset, *, batch_size: int = 8, device: torch.device | None = None,
     dtype: str = "fp32", num_workers: int = 0, progress=None, world=None,
+    on_batch: Callable[[Predictions], None] | None = None,
 ) -> Accuracy:
     """Evaluate ``model`` running ``method`` on every item of ``dataset``; with a
     distributed ``world`` (:mod:`tokbench.benchmark.distributed`), each rank evaluates its
@@ -103,19 +117,24 @@ def evaluate(
         dataset: a tokbench dataset (items with ``video``, ``label``, ``index``...).
         batch_size: videos per batch (each with its views).
         progress: optional wrapper around the batch iterator (e.g. tqdm).
+        on_batch: called with each batch's predictions as soon as they are made (on every
+            rank, with that rank's videos): the runner appends them to the predictions store.
+
+    Returns:
+        The metrics, with the merged predictions of the whole set in ``predictions``.
 
     Raises:
         DataError: no video of the dataset could be read.
     """
     if world is None or not world.distributed:
         return score(predict(model, method, dataset, batch_size=batch_size, device=device, dtype=dtype,
-                             num_workers=num_workers, progress=progress), dataset)
+                             num_workers=num_workers, progress=progress, on_batch=on_batch), dataset)
     from tokbench.benchmark.distributed import shard
 
     part = error = None
     try:
         part = predict(model, method, shard(dataset, world), batch_size=batch_size, device=device, dtype=dtype,
-                       num_workers=num_workers, progress=progress if world.is_main else None)
+                       num_workers=num_workers, progress=progress if world.is_main else None, on_batch=on_batch)
     except Exception as e:  # noqa: BLE001 - reported to every rank, re-raised below
         error = e
     return score(merge_predictions(world.gather_or_raise(part, error)), dataset)
@@ -123,7 +142,7 @@ def evaluate(
 
 def predict(
     model: VideoViT, method: Method, dataset, *, batch_size: int = 8, device: torch.device | None = None,
-    dtype: str = "fp32", num_workers: int = 0, progress=None,
+    dtype: str = "fp32", num_workers: int = 0, progress=None, on_batch: Callable[[Predictions], None] | None = None,
 ) -> Predictions:
     """View-merged scores of every readable item of ``dataset`` (arguments as for
     :func:`evaluate`); empty when nothing could be read (an empty shard)."""
@@ -135,7 +154,8 @@ def predict(
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
                         collate_fn=collate_clips)
     autocast = torch.autocast(device.type, dtype=DTYPES[dtype]) if dtype != "fp32" else contextlib.nullcontext()
-    logits, labels, indices, verbs, nouns, skipped = [], [], [], [], [], list(getattr(dataset, "missing", []))
+    parts: list[Predictions] = []
+    skipped = list(getattr(dataset, "missing", []))
     batches = progress(loader) if progress else loader
     with torch.inference_mode(), autocast:
         for batch in batches:
@@ -155,22 +175,41 @@ def predict(
                                            verbs=batch.get("verb"), nouns=batch.get("noun"))
                 labels_in = labels_in.repeat_interleave(views, dim=0).to(device)
             out = model(video, method, clip_ids=ids, labels=labels_in).float()
-            logits.append(merge_views(out, views, how, groups=groups).cpu())
-            labels.append(batch["label"])
-            indices.append(batch["index"])
-            if task == "verb_noun":
-                verbs.append(batch["verb"])
-                nouns.append(batch["noun"])
-    if not logits:  # an empty shard (fewer videos than ranks), or nothing readable
+            merged = merge_views(out, views, how, groups=groups).cpu().half().float()  # as stored (float16)
+            part = Predictions(logits=merged, labels=batch["label"], index=batch["index"],
+                               verbs=batch.get("verb") if task == "verb_noun" else None,
+                               nouns=batch.get("noun") if task == "verb_noun" else None, ids=list(batch["id"]))
+            if on_batch is not None:
+                on_batch(part)
+            parts.append(part)
+    if not parts:  # an empty shard (fewer videos than ranks), or nothing readable
         return Predictions(logits=torch.zeros(0, 0), labels=torch.zeros(0), index=torch.zeros(0, dtype=torch.long),
                            skipped=skipped)
-    return Predictions(logits=torch.cat(logits), labels=torch.cat(labels), index=torch.cat(indices),
-                       verbs=torch.cat(verbs) if verbs else None, nouns=torch.cat(nouns) if nouns else None,
-                       skipped=skipped)
+    merged = merge_predictions(parts)
+    merged.skipped = skipped
+    return merged
 
 
-def score(pred: Predictions, dataset) -> Accuracy:
-    """Metrics of ``pred`` on ``dataset``'s task.
+def stored_labels(pred: Predictions, task: str) -> list:
+    """Each video's label as the predictions store keeps it (JSON): the class id (single), the
+    ids of the classes present (multi-label), or ``[verb, noun]``."""
+    if task == "verb_noun":
+        return [[int(v), int(n)] for v, n in zip(pred.verbs.tolist(), pred.nouns.tolist())]
+    if task == "multilabel":
+        return [torch.nonzero(row > 0.5).flatten().tolist() for row in pred.labels]
+    return [int(x) for x in pred.labels.tolist()]
+
+
+def scored(pred: Predictions, dataset) -> Scored:
+    """``pred`` as :mod:`tokbench.data.bootstrap` takes it."""
+    task = dataset.card.task
+    labels = torch.stack([pred.verbs, pred.nouns], dim=1) if task == "verb_noun" else pred.labels
+    return Scored(task, pred.logits, labels, num_verbs=getattr(dataset, "num_verbs", None))
+
+
+def score(pred: Predictions, dataset, *, resamples: int = RESAMPLES, seed: int = 0) -> Accuracy:
+    """Metrics of ``pred`` on ``dataset``'s task, each with its 95 % bootstrap interval over
+    the clips (``resamples`` resamples drawn from ``seed``; 0 resamples: no intervals).
 
     Raises:
         DataError: no video could be read.
@@ -181,8 +220,14 @@ def score(pred: Predictions, dataset) -> Accuracy:
     if dataset.card.task == "verb_noun":
         kwargs = dict(verbs=pred.verbs, nouns=pred.nouns, num_verbs=dataset.num_verbs, num_nouns=dataset.num_nouns)
     metrics = compute_metrics(dataset.card.task, pred.logits, pred.labels, **kwargs)
+    intervals = {}
+    if resamples:
+        intervals = {name: (lo, hi) for name, (_, lo, hi) in
+                     bootstrap_intervals(scored(pred, dataset), resamples=resamples, seed=seed).items()}
     return Accuracy(metrics=metrics, clips=pred.logits.shape[0], views=getattr(dataset, "views", 1),
-                    skipped_videos=len(pred.skipped), skipped_ids=pred.skipped, aggregation=aggregation_of(dataset))
+                    skipped_videos=len(pred.skipped), skipped_ids=pred.skipped, aggregation=aggregation_of(dataset),
+                    intervals=intervals, bootstrap={"resamples": resamples, "seed": seed, "level": LEVEL},
+                    predictions=pred)
 
 
 def aggregation_of(dataset) -> str:

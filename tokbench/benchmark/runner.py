@@ -26,7 +26,7 @@ from torch import Tensor
 from tokbench.backbones import BACKBONES, VideoViT, VideoViTConfig, create_backbone, resolve_config
 from tokbench.benchmark.distributed import SINGLE, World, world_from_env
 from tokbench.benchmark.environment import collect_environment, device_name, resolve_device
-from tokbench.benchmark.evaluate import evaluate, head_size
+from tokbench.benchmark.evaluate import evaluate, head_size, stored_labels
 from tokbench.benchmark.flops import cached_flops
 from tokbench.benchmark.spec import METRICS as METRIC_NAMES
 from tokbench.benchmark.spec import cell_key
@@ -35,6 +35,7 @@ from tokbench.claims import CellClaims
 from tokbench.data import DATASETS, create_dataset
 from tokbench.errors import TokbenchError, TokbenchWarning, UnreachableError
 from tokbench.methods import METHODS, Method, build_method, method_id, parse_method_spec
+from tokbench.predictions import PredictionWriter
 from tokbench.store import SCHEMA_VERSION, THROUGHPUT_FIELDS, RunWriter, pending_metrics, stored_cells, utc_now
 
 __all__ = ["Sweep", "Cell", "plan", "run_sweep", "SweepResult"]
@@ -449,11 +450,12 @@ def _prepared_everywhere(cell: Cell, sweep: Sweep, shared: _Shared, world: World
 
 
 def _measure(cell: Cell, sweep: Sweep, shared: _Shared, world: World = SINGLE,
-             metrics: tuple[str, ...] | None = None) -> dict[str, Any]:
+             metrics: tuple[str, ...] | None = None, predictions: PredictionWriter | None = None) -> dict[str, Any]:
     """FLOPs, accuracy and throughput of one cell (``metrics``, default the sweep's).
     Distributed: accuracy on every rank (each its shard), FLOPs and throughput on rank 0;
     collectives run in the same order on every rank whatever fails (a rank-0 FLOP error is
-    raised after the accuracy gather)."""
+    raised after the accuracy gather). Each evaluated batch's per-clip scores go to
+    ``predictions`` as soon as they are made (every rank its own file)."""
     metrics = sweep.metrics if metrics is None else metrics
     out: dict[str, Any] = {}
     device = shared.device
@@ -483,10 +485,22 @@ def _measure(cell: Cell, sweep: Sweep, shared: _Shared, world: World = SINGLE,
 
             torch.manual_seed(sweep.seed)
             model = adapt(sweep.protocol, model, method, shared.dataset(cell, train=True), device=device)
-        acc = evaluate(model, method, shared.dataset(cell), batch_size=sweep.eval_batch_size, device=device,
-                       dtype=resolve_dtype(sweep.dtype, device), num_workers=sweep.num_workers, world=world)
+        dataset = shared.dataset(cell)
+        task = dataset.card.task
+        on_batch = None
+        if predictions is not None:
+            def on_batch(part):
+                predictions.append(part.index.tolist(), part.ids, stored_labels(part, task), part.logits.numpy())
+        acc = evaluate(model, method, dataset, batch_size=sweep.eval_batch_size, device=device,
+                       dtype=resolve_dtype(sweep.dtype, device), num_workers=sweep.num_workers, world=world,
+                       on_batch=on_batch)
         out.update(acc.metrics)
-        out.update(clips=acc.clips, views=acc.views, view_averaging=acc.aggregation, skipped_videos=acc.skipped_videos)
+        for name, (lo, hi) in acc.intervals.items():
+            out.update({f"{name}_lo": lo, f"{name}_hi": hi})
+        out.update(clips=acc.clips, views=acc.views, view_averaging=acc.aggregation, skipped_videos=acc.skipped_videos,
+                   bootstrap=acc.bootstrap)
+        if predictions is not None:
+            out["predictions"] = {"folder": str(Path("predictions") / cell.key), "rows": acc.clips, "dtype": "float16"}
         protocol = getattr(shared.dataset(cell), "protocol", None)
         if protocol is not None:  # a real dataset: the protocol's name and every parameter
             out.update(eval_protocol=protocol.name, eval_protocol_params=protocol.params())
@@ -638,7 +652,9 @@ def run_sweep(
                 started = time.perf_counter()
                 try:
                     build_method(cell.method_spec, p_ratio=cell.p_ratio)  # an unreachable P raises here
-                    record.update(_measure(cell, sweep, shared, world, metrics=tuple(measure)))
+                    rank = f"-rank{world.rank}" if world.distributed else ""
+                    with PredictionWriter(results_dir, cell.key, f"{run_id}{rank}") as predictions:
+                        record.update(_measure(cell, sweep, shared, world, metrics=tuple(measure), predictions=predictions))
                 except UnreachableError as e:
                     record.update(status="unreachable", error=str(e))
                 except (Exception, SystemExit) as e:  # a failed cell is recorded; it never stops the sweep
