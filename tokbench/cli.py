@@ -596,6 +596,9 @@ def _launcher_options(func):
 @click.option("--warmup", type=int, default=3, show_default=True, help="Untimed forward passes before timing.")
 @click.option("--repeats", type=int, default=10, show_default=True, help="Timed forward passes (median reported).")
 @click.option("--seed", type=SEED, default=0, show_default=True)
+@click.option("--seeds", "method_seeds", default=None, metavar="S1,S2,...",
+              help="Seeds of the stochastic methods (those with a seed option, e.g. random): each that does not "
+                   "set its seed runs once per seed; report and check pool them [default: 0,1,2 in the default run].")
 @click.option("--results", "results_dir", type=click.Path(path_type=Path), default=Path("results"), show_default=True,
               help="Results folder; records are appended under runs/<machine>/.")
 @click.option("--name", default="sweep", show_default=True, help="Label for this run's results file.")
@@ -609,7 +612,8 @@ def _launcher_options(func):
 @_launcher_options
 def run_cmd(backbones, methods, p_ratio, checkpoint, num_classes, datasets, data_root, split, limit, eval_batch_size,
             workers, metrics, protocol, train_limit, eval_protocol, eval_views, eval_stride, eval_aggregation, device,
-            dtype, batch_size, warmup, repeats, seed, results_dir, name, retry_failed, clear_claims, smoke, compile_,
+            dtype, batch_size, warmup, repeats, seed, method_seeds, results_dir, name, retry_failed, clear_claims, smoke,
+            compile_,
             launcher, jobs, slurm_partition, slurm_gpus_per_node, slurm_cpus_per_task, slurm_time, slurm_mem_gb,
             slurm_account, slurm_array_parallelism, submitit_folder, submitit_cluster, wait) -> None:
     """Measure a sweep: datasets x backbones x methods x P-Ratios.
@@ -633,7 +637,7 @@ def run_cmd(backbones, methods, p_ratio, checkpoint, num_classes, datasets, data
       tokbench run --dataset ssv2 ... --launcher submitit --slurm-partition gpu --slurm-gpus-per-node 1
     """
     from tokbench.benchmark.runner import Sweep, plan, run_sweep
-    from tokbench.benchmark.spec import parse_metrics, parse_p_ratios
+    from tokbench.benchmark.spec import DEFAULT_SEEDS, parse_metrics, parse_p_ratios, parse_seeds
 
     suite = datasets is None and backbones is None  # the default: the synthetic suite with the zoo
     if suite:
@@ -687,6 +691,7 @@ def run_cmd(backbones, methods, p_ratio, checkpoint, num_classes, datasets, data
         eval_batch_size=eval_batch_size, num_workers=workers, protocol=protocol, train_limit=train_limit,
         compile=compile_, eval_protocol=eval_protocol, eval_views=_parse_views(eval_views), eval_stride=eval_stride,
         eval_aggregation=eval_aggregation,
+        method_seeds=parse_seeds(method_seeds) if method_seeds is not None else (DEFAULT_SEEDS if suite else None),
     )
     cells = plan(sweep)  # validates everything before the store is touched
     from tokbench.store import output_folder

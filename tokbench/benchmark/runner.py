@@ -81,6 +81,9 @@ class Sweep:
     content_dataset: str = "synth-motion"
     # The evaluation protocol of real datasets (tokbench.data.protocols): None keeps each
     # dataset's default protocol and that protocol's views, stride and aggregation.
+    # Seeds of the stochastic methods (those with a ``seed`` option): each such method spec
+    # that does not set its seed runs once per seed here (random(seed=0), random(seed=1), ...).
+    method_seeds: tuple[int, ...] | None = None
     eval_protocol: str | None = None
     eval_views: tuple[int, int] | None = None  # (temporal clips, spatial crops)
     eval_stride: int | None = None
@@ -210,7 +213,7 @@ def plan(sweep: Sweep) -> list[Cell]:
             if checkpoint is not None:
                 # Load once now so a checkpoint that does not fit fails before anything runs.
                 create_backbone(backbone, checkpoint=checkpoint, num_classes=config.num_classes)
-            for spec in sweep.methods:
+            for spec in _seeded(sweep.methods, sweep.method_seeds):
                 name, _ = parse_method_spec(spec)
                 cls = METHODS.get(name)
                 reference = build_method(spec, p_ratio=1.0)  # validates the options once
@@ -243,6 +246,21 @@ def plan(sweep: Sweep) -> list[Cell]:
         warnings.warn(f"--methods: {again!r} is the same method as {first!r}; its cells are measured once",
                       DuplicateCellWarning, stacklevel=2)
     return cells
+
+
+def _seeded(specs: tuple[str, ...], seeds: tuple[int, ...] | None) -> list[str]:
+    """Each spec of a method with a ``seed`` option that does not set it, once per seed."""
+    if not seeds:
+        return list(specs)
+    out = []
+    for spec in specs:
+        name, kwargs = parse_method_spec(spec)
+        if "seed" in kwargs or "seed" not in METHODS.get(name).param_names():
+            out.append(spec)
+            continue
+        options = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+        out += [f"{name}({options}{', ' if options else ''}seed={seed})" for seed in seeds]
+    return out
 
 
 def _content_id(weights: str) -> str:
