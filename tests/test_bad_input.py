@@ -70,7 +70,7 @@ CASES: dict[str, dict[str, tuple]] = {
         "checkpoint_folder_without_weights": (["flops", "--backbone", "test_tiny", "--checkpoint", "{empty_dir}"],
                                               "has no config.json"),
         "checkpoint_zoo_without_dataset": (["flops", "--backbone", "synth_tiny", "--checkpoint", "zoo"],
-                                           "checkpoint 'zoo' stands for the shipped backbone"),
+                                           "--checkpoint zoo needs --dataset"),  # planned as run plans it
         "checkpoint_random_bytes": (["flops", "--backbone", "test_tiny", "--methods", "none", "--checkpoint", "{bad_pth}"],
                                     "cannot read checkpoint"),
         "checkpoint_truncated": (["flops", "--backbone", "test_tiny", "--methods", "none", "--checkpoint", "{trunc}"],

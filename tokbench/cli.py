@@ -9,16 +9,16 @@ and ``plot`` never imports torch.
 from __future__ import annotations
 
 import json
-import os
 import sys
 import warnings
 from pathlib import Path
 
 import click
 
-from tokbench.errors import TokbenchError, TokbenchWarning, UnreachableError
+from tokbench.benchmark.spec import DEFAULT_P
+from tokbench.errors import TokbenchError, TokbenchWarning
+from tokbench.report.text import text_table
 
-DEFAULT_P = "0.1:0.9"
 #: Seeds feed torch generators, which take 64 bits; 63, so that no two seeds share a stream.
 SEED = click.IntRange(0, 2**63 - 1)
 
@@ -120,101 +120,14 @@ def ls_cmd(what: str, fmt: str, verbose: bool) -> None:
       tokbench ls protocols -v
       tokbench ls backbones --format json
     """
-    rows = {"methods": _method_rows, "backbones": _backbone_rows, "datasets": _dataset_rows,
-            "protocols": _protocol_rows}[what]()
+    from tokbench.catalog import rows
+    from tokbench.report.text import cards
+
+    listed = rows(what, brief=fmt == "table" and not verbose)
     if fmt == "json":
-        click.echo(json.dumps(rows, indent=2))
-        return
-    if not verbose:
-        brief = {"methods": ("name", "aliases", "summary"),
-                 "backbones": ("name", "tokens", "embed_dim", "depth", "num_heads", "input"),
-                 "datasets": ("name", "kind", "mirrors", "task", "classes", "eval_split", "views", "protocol"),
-                 "protocols": ("name", "views", "sampling", "stride", "spatial", "aggregation")}
-        keep = brief[what]
-        rows = [{k: r[k] for k in keep} for r in rows]
-    click.echo(_table(rows))
-
-
-def _method_rows() -> list[dict]:
-    from tokbench.methods import METHODS
-    from tokbench.plugins import method_origin
-
-    rows = []
-    for name in METHODS.names():
-        cls = METHODS.get(name)
-        doc = (cls.__doc__ or "").strip().splitlines()
-        defaults = cls(p_ratio=1.0).params()
-        rows.append({
-            "name": name, "aliases": ",".join(METHODS.aliases_of(name)),
-            "summary": doc[0] if doc else "", "options": ", ".join(f"{k}={v!r}" for k, v in defaults.items()),
-            "uses_p_ratio": cls.uses_p_ratio, "privileged": cls.privileged, "embeds": cls.embeds,
-            "origin": method_origin(cls),
-        })
-    return rows
-
-
-def _backbone_rows() -> list[dict]:
-    from tokbench.backbones import BACKBONES
-
-    rows = []
-    for name in BACKBONES.names():
-        c = BACKBONES.get(name)
-        rows.append({
-            "name": name, "tokens": c.num_patches, "embed_dim": c.embed_dim, "depth": c.depth,
-            "num_heads": c.num_heads, "input": "x".join(map(str, c.input_shape[1:])),
-            "tubelet": f"{c.tubelet_size}x{c.patch_size}x{c.patch_size}", "cls_token": c.class_token,
-            "num_classes": c.num_classes,
-        })
-    return rows
-
-
-def _dataset_rows() -> list[dict]:
-    from tokbench.data import DATASETS
-
-    rows = []
-    for name in DATASETS.names():
-        c = DATASETS.get(name).card
-        classes = f"{c.num_verbs}x{c.num_nouns}" if c.task == "verb_noun" else str(c.num_classes)
-        rows.append({
-            "name": name, "kind": c.kind, "mirrors": c.mirrors, "task": c.task, "classes": classes,
-            "metric": c.metric, "eval_split": c.eval_split, "views": f"{c.views[0]}x{c.views[1]}",
-            "protocol": c.protocol, "protocol_source": c.extra.get("protocol_source", "tokbench's synthetic suite"),
-            "splits": ",".join(c.splits), "decides": c.decides, "stresses": c.stresses,
-            "files": ", ".join(c.files), "notes": c.notes,
-            "class_names": _class_names(c),
-        })
-    return rows
-
-
-def _protocol_rows() -> list[dict]:
-    from tokbench.data.protocols import PROTOCOLS
-
-    rows = []
-    for name in PROTOCOLS.names():
-        p = PROTOCOLS.get(name)
-        rows.append({
-            "name": name, "views": f"{p.temporal_clips}x{p.spatial_crops}", "sampling": p.sampling,
-            "stride": "-" if p.stride is None else p.stride, "spatial": p.spatial, "aggregation": p.aggregation,
-            "frames": p.frames, "size": p.size, "source": p.source,
-        })
-    return rows
-
-
-def _class_names(card) -> str:
-    if card.task == "verb_noun" and "verbs" in card.extra:
-        return f"verbs: {', '.join(card.extra['verbs'])}; nouns: {', '.join(card.extra['nouns'])}"
-    names = card.extra.get("classes")
-    return "; ".join(names) if names else "(from the annotation files)"
-
-
-def _table(rows: list[dict]) -> str:
-    if not rows:
-        return "(none)"
-    cols = list(rows[0])
-    width = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in cols}
-    lines = ["  ".join(c.ljust(width[c]) for c in cols), "  ".join("-" * width[c] for c in cols)]
-    lines += ["  ".join(str(r[c]).ljust(width[c]) for c in cols) for r in rows]
-    return "\n".join(line.rstrip() for line in lines)
+        click.echo(json.dumps(listed, indent=2))
+    else:
+        click.echo(cards(listed) if verbose else text_table(listed))
 
 
 # -- train -------------------------------------------------------------------------------
@@ -253,6 +166,7 @@ def train_backbone_cmd(dataset, backbone, out, epochs, batch_size, lr, token_dro
     from tokbench.benchmark.environment import resolve_device
     from tokbench.train.backbone import train_backbone
     from tokbench.train.loop import TrainConfig
+    from tokbench.train.summaries import backbone_line
 
     config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, token_drop=token_drop, seed=seed)
     out = out or Path("checkpoints") / f"{dataset}.safetensors"
@@ -262,10 +176,7 @@ def train_backbone_cmd(dataset, backbone, out, epochs, batch_size, lr, token_dro
                + (f"--train-clips {train_clips} " if train_clips else "") + f"--out {out}")
     card = train_backbone(dataset, out=out, backbone=backbone, config=config, device=resolve_device(device),
                           train_clips=train_clips, dtype=dtype, command=command)
-    metric = card["metric"]
-    click.echo(f"{out}: val {metric} {card['val'][metric]:.4f}, test {metric} {card['test'][metric]:.4f}, "
-               f"random drop P=0.5 {card['val_random_drop']['0.5']:.4f}, P=0.1 {card['val_random_drop']['0.1']:.4f} "
-               f"({card['train_seconds']:.0f} s)")
+    click.echo(backbone_line(out, card))
 
 
 def _artifact_options(kind: str, dataset_help: str, *, epochs: int, lr: float):
@@ -288,19 +199,6 @@ def _artifact_options(kind: str, dataset_help: str, *, epochs: int, lr: float):
     return wrap
 
 
-def _artifact_training(kind: str, dataset: str, out: Path | None, epochs: int, lr: float, seed: int, *,
-                       batch_size: int, warmup_epochs: float):
-    """(output path with its folder made, training settings, the command that reproduces them)."""
-    from tokbench.store import output_file
-    from tokbench.train.loop import TrainConfig
-
-    out = output_file(out or Path("checkpoints") / kind / f"{dataset}.safetensors", suffix=".safetensors")
-    config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, token_drop=0.0, warmup_epochs=warmup_epochs,
-                         seed=seed)
-    command = f"tokbench train {kind} --dataset {dataset} --epochs {epochs} --lr {lr:g} --seed {seed} --out {out}"
-    return out, config, command
-
-
 @train_group.command("lite")
 @_artifact_options("lite", "Synthetic dataset whose zoo backbone the selector serves.", epochs=10, lr=1e-3)
 def train_lite_cmd(dataset, out, epochs, lr, seed):
@@ -316,13 +214,11 @@ def train_lite_cmd(dataset, out, epochs, lr, seed):
       tokbench train lite --dataset synth-motion --out tokbench/zoo/lite/synth-motion.safetensors
     """
     from tokbench.train.lite import train_lite
+    from tokbench.train.summaries import artifact_training, lite_line
 
-    out, config, command = _artifact_training("lite", dataset, out, epochs, lr, seed, batch_size=32, warmup_epochs=0.5)
+    out, config, command = artifact_training("lite", dataset, out, epochs, lr, seed, batch_size=32, warmup_epochs=0.5)
     card = train_lite(dataset, out=out, config=config, command=command)
-    acc = card["val_accuracy"]
-    click.echo(f"{out}: val BCE {card['val_bce']:.4f}; val {card['metric']} at P=0.3/0.5: "
-               + ", ".join(f"{k} {100 * v['0.3']:.1f}/{100 * v['0.5']:.1f}" for k, v in acc.items())
-               + f" ({card['train_seconds']:.0f} s)")
+    click.echo(lite_line(out, card))
 
 
 @train_group.command("lite++")
@@ -341,14 +237,11 @@ def train_lite_pp_cmd(dataset, out, epochs, lr, seed):
       tokbench train lite++ --dataset synth-motion --out tokbench/zoo/lite++/synth-motion.safetensors
     """
     from tokbench.train.lite_pp import train_difficulty
+    from tokbench.train.summaries import artifact_training, lite_pp_line
 
-    out, config, command = _artifact_training("lite++", dataset, out, epochs, lr, seed, batch_size=32, warmup_epochs=1.0)
+    out, config, command = artifact_training("lite++", dataset, out, epochs, lr, seed, batch_size=32, warmup_epochs=1.0)
     card = train_difficulty(dataset, out=out, config=config, command=command)
-    acc, metric = card["val_accuracy"], card["metric"]
-    click.echo(f"{out}: difficulty model val {metric} {card['val'][metric]:.4f}; confidence bands "
-               + ", ".join(f"{k} {100 * v:.0f}%" for k, v in card["val_confidence_bands"].items())
-               + "; val at P=0.3/0.5: " + ", ".join(f"{k} {100 * v['0.3']:.1f}/{100 * v['0.5']:.1f}" for k, v in acc.items())
-               + f" ({card['train_seconds']:.0f} s)")
+    click.echo(lite_pp_line(out, card))
 
 
 @train_group.command("image-teacher")
@@ -365,12 +258,12 @@ def train_image_teacher_cmd(dataset, out, epochs, lr, seed):
       tokbench train image-teacher --dataset synth-motion --out tokbench/zoo/image-teacher/synth-motion.safetensors
     """
     from tokbench.train.image_teacher import train_image_teacher
+    from tokbench.train.summaries import artifact_training, image_teacher_line
 
-    out, config, command = _artifact_training("image-teacher", dataset, out, epochs, lr, seed, batch_size=64,
+    out, config, command = artifact_training("image-teacher", dataset, out, epochs, lr, seed, batch_size=64,
                                               warmup_epochs=0.5)
     card = train_image_teacher(dataset, out=out, config=config, command=command)
-    click.echo(f"{out}: val single-frame {card['metric']} {card['val_frames'][card['metric']]:.4f} "
-               f"({card['train_seconds']:.0f} s)")
+    click.echo(image_teacher_line(out, card))
 
 
 @train_group.command("lookwhen")
@@ -402,6 +295,7 @@ def train_lookwhen_cmd(dataset, out_dir, image_teacher, uniqueness_k, stage, sel
     """
     from tokbench.train.lookwhen import train_lookwhen
     from tokbench.train.loop import TrainConfig
+    from tokbench.train.summaries import lookwhen_lines
 
     stages = ("selector", "extractor") if stage == "both" else (stage,)
     command = (f"tokbench train lookwhen --dataset {dataset} --out-dir {out_dir} --image-teacher {image_teacher} "
@@ -414,15 +308,8 @@ def train_lookwhen_cmd(dataset, out_dir, image_teacher, uniqueness_k, stage, sel
         extractor_config=TrainConfig(epochs=extractor_epochs, batch_size=32, lr=3e-4, token_drop=0.0,
                                      warmup_epochs=0.5, seed=seed),
     )
-    if "selector" in cards:
-        ov = cards["selector"]["val_overlap"]
-        click.echo("selector: val top-K overlap with the uniqueness target at P=0.1/0.3/0.5: "
-                   + "/".join(f"{100 * ov[p]['selector']:.0f}%" for p in ("0.1", "0.3", "0.5"))
-                   + " (random " + "/".join(f"{100 * ov[p]['random']:.0f}%" for p in ("0.1", "0.3", "0.5")) + ")")
-    if "extractor" in cards:
-        acc, metric = cards["extractor"]["val_accuracy"], cards["extractor"]["metric"]
-        click.echo(f"extractor: val {metric} at P=0.1/0.3/0.5: "
-                   + ", ".join(f"{k} " + "/".join(f"{100 * v[p]:.1f}" for p in ("0.1", "0.3", "0.5")) for k, v in acc.items()))
+    for line in lookwhen_lines(cards):
+        click.echo(line)
 
 
 # -- preview -------------------------------------------------------------------------------
@@ -476,6 +363,7 @@ def viz_cmd(spec, dataset, p_ratio, out, clip, backbone, checkpoint, data_root, 
       tokbench viz --method tome --dataset synth-motion --p-ratio 0.5 --clip 3 --out tome.png
     """
     from tokbench.benchmark.spec import parse_p_ratios
+    from tokbench.benchmark.suite import checkpoint_argument
     from tokbench.viz import caption, draw, select_on_clip
 
     ratios = parse_p_ratios(p_ratio)
@@ -487,7 +375,7 @@ def viz_cmd(spec, dataset, p_ratio, out, clip, backbone, checkpoint, data_root, 
     if checkpoint is None and backbone is None and synthetic:
         checkpoint = "zoo"
     frames, selection, facts = select_on_clip(
-        spec, ratios[0], dataset, clip=clip, backbone=backbone or "synth_tiny", checkpoint=_check_checkpoint(checkpoint),
+        spec, ratios[0], dataset, clip=clip, backbone=backbone or "synth_tiny", checkpoint=checkpoint_argument(checkpoint),
         data_root=str(data_root) if data_root else None, split=split)
     title = caption(facts, selection, dataset=dataset, p_ratio=ratios[0])
     click.echo(str(draw(frames, selection, out, patch=facts["patch"], title=title)))
@@ -514,23 +402,6 @@ def _sweep_options(func):
     for option in reversed(options):
         func = option(func)
     return func
-
-
-def _methods(text: str | None) -> tuple[str, ...]:
-    from tokbench.methods import METHODS, split_specs
-
-    return tuple(split_specs(text)) if text is not None else tuple(METHODS.names())
-
-
-def _check_checkpoint(path: Path | None) -> str | None:
-    """A checkpoint path that exists, ``zoo`` (resolved per dataset later), or None."""
-    if path is None:
-        return None
-    if str(path) == "zoo":
-        return "zoo"
-    if not path.exists():
-        raise TokbenchError(f"checkpoint not found: {path}")
-    return str(path)
 
 
 def _launcher_options(func):
@@ -636,89 +507,52 @@ def run_cmd(backbones, methods, p_ratio, checkpoint, num_classes, datasets, data
       torchrun --nproc-per-node 8 -m tokbench run --dataset ssv2 ...     # one evaluation, sharded
       tokbench run --dataset ssv2 ... --launcher submitit --slurm-partition gpu --slurm-gpus-per-node 1
     """
-    from tokbench.benchmark.runner import Sweep, plan, run_sweep
-    from tokbench.benchmark.spec import DEFAULT_SEEDS, parse_metrics, parse_p_ratios, parse_seeds
-
-    suite = datasets is None and backbones is None  # the default: the synthetic suite with the zoo
-    if suite:
-        from tokbench.data.synthetic import SYNTHETIC
-        from tokbench.zoo import zoo_datasets
-
-        # Every synthetic dataset that ships a backbone (all six in a complete install).
-        dataset_names, backbones = tuple(zoo_datasets()), "synth_tiny"
-        missing = sorted(set(SYNTHETIC) - set(dataset_names))
-        if missing:
-            click.echo(f"note: no zoo backbone for {', '.join(missing)}; train one with 'tokbench train backbone'",
-                       err=True)
-        if not dataset_names:
-            raise TokbenchError("the zoo is empty: train backbones with 'tokbench train backbone --dataset NAME'")
-        checkpoint = checkpoint or "zoo"
-        datasets = ",".join(dataset_names)
-        name = name if name != "sweep" else "synthetic"
-    else:
-        dataset_names = _split(datasets) if datasets is not None else (None,)
-        if backbones is None and datasets is not None and checkpoint is None:
-            from tokbench.zoo import zoo_datasets
-
-            # Synthetic datasets on the default backbone get their zoo weights, not a random init.
-            if dataset_names and set(dataset_names) <= set(zoo_datasets()):
-                checkpoint = "zoo"
-        backbones = backbones or ("synth_tiny" if datasets is not None else "videomae_s")
-    if datasets is not None and not dataset_names:
-        raise TokbenchError("empty --dataset: give dataset names, e.g. synth-motion (see 'tokbench ls datasets')")
-    if smoke:  # only fills what the user left unset ("" is set, and an error)
-        p_ratio = "0.25,0.75" if p_ratio is None else p_ratio
-        limit = limit or 16
-        train_limit = train_limit or 64
-        repeats, warmup = min(repeats, 2), min(warmup, 1)
-        name = "smoke" if name in ("sweep", "synthetic") else name
-    p_ratio = DEFAULT_P if p_ratio is None else p_ratio
-    if eval_batch_size is None:  # tiny synthetic clips evaluate faster in big batches (less Python per clip)
-        from tokbench.data.synthetic import SYNTHETIC
-
-        synthetic_only = all(d in SYNTHETIC for d in dataset_names if d) and (backbones or "") == "synth_tiny"
-        eval_batch_size = 64 if synthetic_only else 8
-    if metrics is None:
-        metrics = "accuracy,flops,throughput" if datasets is not None else "flops,throughput"
-    if data_root is not None and not data_root.is_dir():
-        raise TokbenchError(f"--data-root {data_root}: no such folder")
-    sweep = Sweep(
-        backbones=_split(backbones), methods=_methods(methods), p_ratios=tuple(parse_p_ratios(p_ratio)),
-        metrics=parse_metrics(metrics), device=device, dtype=dtype, batch_size=batch_size,
-        warmup=warmup, repeats=repeats, seed=seed, checkpoint=_check_checkpoint(checkpoint),
-        num_classes=num_classes, name=name, datasets=dataset_names,
-        data_root=str(data_root) if data_root else None, split=split, limit=limit,
-        eval_batch_size=eval_batch_size, num_workers=workers, protocol=protocol, train_limit=train_limit,
-        compile=compile_, eval_protocol=eval_protocol, eval_views=_parse_views(eval_views), eval_stride=eval_stride,
-        eval_aggregation=eval_aggregation,
-        method_seeds=parse_seeds(method_seeds) if method_seeds is not None else (DEFAULT_SEEDS if suite else None),
-    )
-    cells = plan(sweep)  # validates everything before the store is touched
+    from tokbench.benchmark.distributed import is_main_process, process_group_session
+    from tokbench.benchmark.runner import plan, run_sweep
+    from tokbench.benchmark.suite import RunOptions, sweep_from_options
+    from tokbench.report.summary import run_summary, speed_warning
     from tokbench.store import output_folder
 
+    if data_root is not None and not data_root.is_dir():
+        raise TokbenchError(f"--data-root {data_root}: no such folder")
+    resolved = sweep_from_options(
+        RunOptions(backbones=backbones, methods=methods, p_ratio=p_ratio, checkpoint=checkpoint, datasets=datasets,
+                   metrics=metrics, limit=limit, train_limit=train_limit, eval_batch_size=eval_batch_size,
+                   seeds=method_seeds, name=name, smoke=smoke, repeats=repeats, warmup=warmup),
+        device=device, dtype=dtype, batch_size=batch_size, seed=seed, num_classes=num_classes, split=split,
+        data_root=str(data_root) if data_root else None, num_workers=workers, protocol=protocol, compile=compile_,
+        eval_protocol=eval_protocol, eval_views=_parse_views(eval_views), eval_stride=eval_stride,
+        eval_aggregation=eval_aggregation)
+    for note in resolved.notes:
+        click.echo(f"note: {note}", err=True)
+    sweep = resolved.sweep
+    cells = plan(sweep)  # validates everything before the store is touched
     output_folder(results_dir, "--results", make=False)  # a file in the way fails now, not after the first cell
     if clear_claims:
         from tokbench.claims import clear_claims as remove_claims
 
         click.echo(f"removed {remove_claims(results_dir)} cell claim(s) from {results_dir}", err=True)
     if launcher == "submitit":
-        return _submit(sweep, cells, results_dir, retry_failed, jobs=jobs, folder=submitit_folder,
-                       cluster=None if submitit_cluster == "auto" else submitit_cluster, wait=wait, slurm=dict(
-                           partition=slurm_partition, gpus_per_node=slurm_gpus_per_node, cpus_per_task=slurm_cpus_per_task,
-                           timeout_min=slurm_time, mem_gb=slurm_mem_gb, account=slurm_account,
-                           array_parallelism=slurm_array_parallelism))
-    main = os.environ.get("RANK", "0") == "0"  # under torchrun only rank 0 talks and writes
-    data = f"{', '.join(d for d in sweep.datasets if d)} x " if datasets is not None else ""
+        from tokbench.benchmark.launch import SlurmOptions, submit_sweep
+
+        records, code = submit_sweep(
+            sweep, cells, results_dir, retry_failed=retry_failed, jobs=jobs, folder=submitit_folder,
+            cluster=None if submitit_cluster == "auto" else submitit_cluster, wait=wait,
+            plugins=list(click.get_current_context().find_root().params.get("plugins") or ()),
+            slurm=SlurmOptions(partition=slurm_partition, gpus_per_node=slurm_gpus_per_node,
+                               cpus_per_task=slurm_cpus_per_task, timeout_min=slurm_time, mem_gb=slurm_mem_gb,
+                               account=slurm_account, array_parallelism=slurm_array_parallelism),
+            say=lambda line: click.echo(line, err=True))
+        if records:
+            click.echo(run_summary(records))
+        return code
+    main = is_main_process()  # under torchrun only rank 0 talks and writes
     if main:
+        data = f"{', '.join(d for d in sweep.datasets if d)} x " if sweep.datasets != (None,) else ""
         click.echo(f"tokbench run: {len(cells)} cells ({data}{', '.join(sweep.backbones)} x {len(sweep.methods)} methods "
                    f"x {len(sweep.p_ratios)} P-Ratios), metrics {', '.join(sweep.metrics)}", err=True)
-    try:
+    with process_group_session():
         result = run_sweep(sweep, results_dir=results_dir, retry_failed=retry_failed, progress=_progress, cells=cells)
-    finally:
-        import torch.distributed as dist
-
-        if dist.is_available() and dist.is_initialized():
-            dist.destroy_process_group()
     if result.skipped:
         click.echo(f"skipped {result.skipped} cells already in {results_dir} (resume)", err=True)
     if result.claimed:
@@ -727,12 +561,9 @@ def run_cmd(backbones, methods, p_ratio, checkpoint, num_classes, datasets, data
     if result.path:
         click.echo(f"wrote {len(result.records)} records to {result.path}", err=True)
     if result.records:
-        click.echo(_summary(result.records))
-        flagged = [r for r in result.records if r.get("speed_flags")]
-        if flagged:
-            click.echo(f"tokbench: warning: {len(flagged)} of {len(result.records)} cells were timed while the machine "
-                       "was busy or with a spread over 25 % (speed_flags; 'spread' column): their throughput is not "
-                       "comparable; re-run them on a quiet machine", err=True)
+        click.echo(run_summary(result.records))
+        if speed_warning(result.records):
+            click.echo(f"tokbench: warning: {speed_warning(result.records)}", err=True)
 
 
 def _parse_views(text: str | None) -> tuple[int, int] | None:
@@ -745,52 +576,6 @@ def _parse_views(text: str | None) -> tuple[int, int] | None:
     return int(parts[0]), int(parts[1])
 
 
-def _submit(sweep, cells, results_dir: Path, retry_failed: bool, *, jobs, folder, cluster, wait, slurm) -> int:
-    """``--launcher submitit``: the cells not yet stored, as a job array."""
-    import math
-
-    from tokbench.benchmark.launch import SlurmOptions, submit
-    from tokbench.store import pending_metrics, stored_cells
-
-    stored = stored_cells(results_dir / "runs")
-    todo = [c.key for c in cells
-            if pending_metrics(stored.get(c.key, []), sweep.metrics, c.speed_key, retry_failed=retry_failed)[0]]
-    if not todo:
-        click.echo(f"nothing to submit: all {len(cells)} cells are in {results_dir}", err=True)
-        return 0
-    jobs = jobs or max(1, min(64, math.ceil(len(todo) / 8)))
-    folder = folder or results_dir / "submitit"
-    plugins = list(click.get_current_context().find_root().params.get("plugins") or ())
-    submitted = submit(sweep, results_dir, todo, jobs=jobs, folder=folder, cluster=cluster,
-                       slurm=SlurmOptions(**slurm), plugins=plugins, retry_failed=retry_failed)
-    click.echo(f"submitted {len(submitted)} job(s) for {len(todo)} of {len(cells)} cells "
-               f"(first job {submitted[0].job_id}); logs in {folder}; records go to {results_dir}/runs; "
-               "submit the same command again to resume", err=True)
-    if not wait:
-        return 0
-    failed, written, statuses = [], 0, {}
-    for job in submitted:
-        try:
-            out = job.result()
-        except Exception as e:  # noqa: BLE001 - a dead job is reported; its cells stay to resume
-            failed.append(f"{job.job_id}: {_one_line(str(e))[:200]}")
-            continue
-        written += out["written"]
-        for status, count in out["statuses"].items():
-            statuses[status] = statuses.get(status, 0) + count
-    counts = ", ".join(f"{n} {s}" for s, n in sorted(statuses.items())) or "none"
-    click.echo(f"jobs done: {written} records written ({counts}); {len(failed)} job(s) failed", err=True)
-    for line in failed:
-        click.echo(f"  failed job {line}", err=True)
-    from tokbench.store import load_records
-
-    keys = set(todo)
-    records = [r for r in load_records(results_dir / "runs") if r.get("cell_id") in keys]
-    if records:
-        click.echo(_summary(records))
-    return 1 if failed else 0
-
-
 def _progress(cells):
     from tqdm import tqdm
 
@@ -798,31 +583,6 @@ def _progress(cells):
     for cell in bar:
         bar.set_postfix_str(f"{cell.backbone} {cell.method_id} P={cell.p_ratio:g}")
         yield cell
-
-
-def _summary(records: list[dict]) -> str:
-    rows = []
-    for r in records:
-        row = {"dataset": r["dataset"]} if r.get("dataset") else {}
-        row.update(backbone=r["backbone"], method=r["method_id"], P=f"{r['p_ratio']:g}", status=r["status"])
-        for metric in ("top1", "mAP", "action_top1"):
-            if r.get(metric) is not None:
-                row["accuracy"] = f"{metric} {100 * r[metric]:.1f}"
-        if r.get("skipped_videos"):
-            row["skipped"] = str(r["skipped_videos"])
-        if "gflops" in r:
-            row.update(tokens=f"{r['tokens_kept']:g}", GFLOPs=f"{r['gflops']:.4g}", params_M=f"{r['params_m']:.4g}")
-        if "clips_per_s" in r:
-            row.update(**{"clips/s": f"{r['clips_per_s']:.2f}", "ms/clip": f"{r['ms_per_clip']:.1f}"})
-            if r.get("speed_spread") is not None:
-                row["spread"] = f"{r['speed_spread']:.0%}" + ("".join(f" {f}" for f in r.get("speed_flags") or ()))
-        if r["status"] != "ok":
-            row["error"] = (r.get("error") or "")[:80]
-        rows.append(row)
-    cols: list[str] = []
-    for row in rows:
-        cols += [c for c in row if c not in cols]
-    return _table([{c: row.get(c, "") for c in cols} for row in rows])
 
 
 # -- flops -------------------------------------------------------------------------------
@@ -841,44 +601,16 @@ def flops_cmd(backbones, methods, p_ratio, checkpoint, num_classes, fmt) -> None
     Example:
       tokbench flops --backbone videomae_b --methods none,random --p-ratio 0.1:0.9 --format csv
     """
-    from tokbench.backbones import resolve_config
-    from tokbench.benchmark.flops import FLOPS_UNIT, cached_flops
+    from tokbench.benchmark.costs import cost_rows
+    from tokbench.benchmark.flops import FLOPS_UNIT
     from tokbench.benchmark.spec import parse_p_ratios
-    from tokbench.methods import METHODS, build_method, method_id, parse_method_spec
+    from tokbench.benchmark.suite import checkpoint_argument, split_names
+    from tokbench.methods import METHODS, split_specs
 
-    ratios = parse_p_ratios(DEFAULT_P if p_ratio is None else p_ratio)
-    names = _split(backbones or "videomae_s")
-    if not names:
-        raise TokbenchError("empty --backbone: give backbone names, e.g. videomae_b (see 'tokbench ls backbones')")
-    specs = _methods(methods)
-    ckpt = _check_checkpoint(checkpoint)
-    rows = []
-    for backbone in names:
-        config = resolve_config(backbone, checkpoint=ckpt, num_classes=num_classes)
-        if ckpt is not None:  # counting needs no weights, but weights that do not load are bad input
-            from tokbench.backbones import create_backbone
-
-            create_backbone(backbone, checkpoint=ckpt, num_classes=config.num_classes)
-        for spec in specs:
-            cls = METHODS.get(parse_method_spec(spec)[0])
-            reference = build_method(spec, p_ratio=1.0)
-            reference.validate(config)  # options that do not fit this backbone, as 'run' refuses them
-            for p in ratios if cls.uses_p_ratio else (1.0,):
-                row = {"backbone": backbone, "method": method_id(reference), "p_ratio": p, "tokens_kept": "",
-                       "gflops": "", "params_m": "", "embeds": cls.embeds, "status": "ok"}
-                if cls.cost_depends_on_content or cls.needs_calibration:
-                    row["status"] = ("depends on the clips: measure it with tokbench run --metrics flops "
-                                     "(calibrated on a dataset's clips)")
-                    rows.append(row)
-                    continue
-                try:
-                    count = cached_flops(config, build_method(spec, p_ratio=p))
-                except UnreachableError as e:  # reported, never clamped
-                    row["status"] = f"unreachable: {e}"
-                else:
-                    row.update(tokens_kept=round(count.tokens_per_block[0] - config.n_prefix, 2),
-                               gflops=round(count.gflops, 4), params_m=round(count.params / 1e6, 3))
-                rows.append(row)
+    rows = cost_rows(split_names(backbones or "videomae_s"),
+                     tuple(split_specs(methods)) if methods is not None else tuple(METHODS.names()),
+                     tuple(parse_p_ratios(DEFAULT_P if p_ratio is None else p_ratio)),
+                     checkpoint=checkpoint_argument(checkpoint), num_classes=num_classes)
     if fmt == "json":
         click.echo(json.dumps({"unit": FLOPS_UNIT, "rows": rows}, indent=2))
     elif fmt == "csv":
@@ -890,7 +622,7 @@ def flops_cmd(backbones, methods, p_ratio, checkpoint, num_classes, fmt) -> None
         writer.writerows(rows)
     else:
         click.echo(f"GFLOPs: {FLOPS_UNIT}")
-        click.echo(_table(rows))
+        click.echo(text_table(rows))
 
 
 # -- plot --------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ in the same gather, and all of them record the cell as failed.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["World", "SINGLE", "world_from_env", "shard", "Shard"]
+__all__ = ["is_main_process", "process_group_session", "World", "SINGLE", "world_from_env", "shard", "Shard"]
 
 
 @dataclass(frozen=True)
@@ -159,3 +160,21 @@ class Shard:
 def shard(dataset, world: World):
     """``dataset`` itself in one process, else this rank's :class:`Shard`."""
     return Shard(dataset, world.rank, world.size) if world.distributed else dataset
+
+
+def is_main_process() -> bool:
+    """Rank 0 of a torchrun launch (or a plain process): the one that talks and writes."""
+    return os.environ.get("RANK", "0") == "0"
+
+
+@contextlib.contextmanager
+def process_group_session():
+    """Tear down the process group a sweep joined (``world_from_env``) when the sweep ends,
+    however it ends."""
+    try:
+        yield
+    finally:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()

@@ -18,7 +18,7 @@ from typing import Any
 
 from tokbench.errors import TokbenchError
 
-__all__ = ["SlurmOptions", "deal", "run_cells", "submit"]
+__all__ = ["SlurmOptions", "deal", "run_cells", "submit", "submit_sweep", "pending_keys"]
 
 
 @dataclass(frozen=True)
@@ -94,3 +94,57 @@ def submit(sweep, results_dir: str | Path, keys: list[str], *, jobs: int, folder
     results_dir = str(Path(results_dir).resolve())
     n = len(groups)
     return executor.map_array(run_cells, [sweep] * n, [results_dir] * n, groups, [list(plugins)] * n, [retry_failed] * n)
+
+
+def pending_keys(sweep, cells, results_dir: str | Path, *, retry_failed: bool = False) -> list[str]:
+    """Ids of the cells of ``cells`` with something still to measure under ``results_dir``."""
+    from tokbench.store import pending_metrics, stored_cells
+
+    stored = stored_cells(Path(results_dir) / "runs")
+    return [c.key for c in cells
+            if pending_metrics(stored.get(c.key, []), sweep.metrics, c.speed_key, retry_failed=retry_failed)[0]]
+
+
+def submit_sweep(sweep, cells, results_dir: str | Path, *, retry_failed: bool, jobs: int | None, folder: str | Path | None,
+                 cluster: str | None, slurm: SlurmOptions, plugins: list[str], wait: bool, say) -> tuple[list[dict], int]:
+    """``tokbench run --launcher submitit``: the cells not yet stored as a job array of
+    ``jobs`` jobs (default one per 8 cells, at most 64); with ``wait``, wait for them.
+    ``say`` receives the lines to show the user.
+
+    Returns:
+        (the records the jobs wrote, exit status: 1 if a job failed).
+    """
+    import math
+
+    results_dir = Path(results_dir)
+    todo = pending_keys(sweep, cells, results_dir, retry_failed=retry_failed)
+    if not todo:
+        say(f"nothing to submit: all {len(cells)} cells are in {results_dir}")
+        return [], 0
+    jobs = jobs or max(1, min(64, math.ceil(len(todo) / 8)))
+    folder = folder or results_dir / "submitit"
+    submitted = submit(sweep, results_dir, todo, jobs=jobs, folder=folder, cluster=cluster, slurm=slurm, plugins=plugins,
+                       retry_failed=retry_failed)
+    say(f"submitted {len(submitted)} job(s) for {len(todo)} of {len(cells)} cells (first job {submitted[0].job_id}); "
+        f"logs in {folder}; records go to {results_dir}/runs; submit the same command again to resume")
+    if not wait:
+        return [], 0
+    failed, written, statuses = [], 0, {}
+    for job in submitted:
+        try:
+            out = job.result()
+        except Exception as e:  # noqa: BLE001 - a dead job is reported; its cells stay to resume
+            failed.append(f"{job.job_id}: {' '.join(str(e).split())[:200]}")
+            continue
+        written += out["written"]
+        for status, count in out["statuses"].items():
+            statuses[status] = statuses.get(status, 0) + count
+    counts = ", ".join(f"{n} {s}" for s, n in sorted(statuses.items())) or "none"
+    say(f"jobs done: {written} records written ({counts}); {len(failed)} job(s) failed")
+    for line in failed:
+        say(f"  failed job {line}")
+    from tokbench.store import load_records
+
+    keys = set(todo)
+    records = [r for r in load_records(results_dir / "runs") if r.get("cell_id") in keys]
+    return records, 1 if failed else 0

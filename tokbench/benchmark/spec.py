@@ -14,7 +14,7 @@ from typing import Any
 
 from tokbench.errors import SpecError
 
-__all__ = ["parse_p_ratios", "parse_metrics", "parse_seeds", "METRICS", "DEFAULT_SEEDS", "cell_key", "P_RATIO_HELP",
+__all__ = ["parse_p_ratios", "parse_metrics", "parse_seeds", "METRICS", "DEFAULT_SEEDS", "cell_key", "P_RATIO_HELP", "DEFAULT_P",
            "MAX_P_RATIOS"]
 
 #: Points one --p-ratio may give: every point is a cell, and a step of 1e-9 once made a
@@ -112,6 +112,9 @@ def cell_key(fields: dict[str, Any]) -> str:
     blob = json.dumps(fields, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
+
+#: The P-Ratios of a sweep that does not name them.
+DEFAULT_P = "0.1:0.9"
 
 #: Seeds of the stochastic methods in the default run: three, so that intervals and paired
 #: tests see the seed variance (one seed of random drop at P = 0.3 moved by 8 points).
