@@ -209,11 +209,13 @@ def sta_keep_indices(x: Tensor, metric: Tensor, *, groups: int, r: int, reverse:
     previous = m[:, order[0]]  # the second group is compared with all n tokens of the first
     accumulated = None
     for g in order[1:]:
-        flow = (m[:, g] @ previous.transpose(1, 2)).softmax(dim=1)  # (B, n, n_prev), columns sum to 1
+        # (B, n_prev, n): row j spreads previous token j's unit of mass over this group's tokens
+        # (upstream's softmax over dim 1 of the transpose; a softmax over the last dim is faster)
+        flow = (previous @ m[:, g].transpose(1, 2)).softmax(dim=-1)
         if accumulated is None:
-            accumulated = flow.sum(dim=-1)  # (B, n)
+            accumulated = flow.sum(dim=1)  # (B, n)
         else:
-            accumulated = (flow @ accumulated[..., None])[..., 0]  # (B, n): mass carried along time
+            accumulated = (accumulated[:, None, :] @ flow)[:, 0]  # (B, n): mass carried along time
         sta = accumulated * (1 - semantic[:, g])
         keep = sta.topk(n - r, dim=1, largest=False).indices  # (B, n - r), ascending STA
         kept[g] = keep
