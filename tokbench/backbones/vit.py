@@ -313,7 +313,8 @@ class VideoViT(nn.Module):
                 f"a clip of shape {tuple(video.shape)} does not cut into {t}x{p}x{p} tubelets of "
                 f"{c.in_chans} channels: (B, C, T, H, W) needs T a multiple of {t}, H and W of {p}"
             )
-        return (video.shape[2] // t, video.shape[3] // p, video.shape[4] // p)
+        # int(): under fvcore's trace the sizes are 0-dim tensors, which would miss the table cache
+        return (int(video.shape[2]) // t, int(video.shape[3]) // p, int(video.shape[4]) // p)
 
     def position_embedding(self, grid: tuple[int, int, int]) -> Tensor:
         """(prod(grid), D) position embedding of a tubelet grid: the fixed table at the

