@@ -151,8 +151,8 @@ def grid_positions(native: tuple[int, int, int], grid: tuple[int, int, int]) -> 
 
 @functools.lru_cache(maxsize=16)
 def _grid_table(native: tuple[int, int, int], grid: tuple[int, int, int], dim: int) -> Tensor:
-    # Memoised (a pure function of three tuples): recomputing the table in every forward
-    # pass made the resolution baseline's zoo cells 2.6x slower on a busy 2-core CPU.
+    # Memoised (a pure function of three tuples): the N x D sines took longer than the zoo
+    # model's whole forward pass on a busy 2-core CPU when rebuilt in every pass.
     return sincos_at(grid_positions(native, grid), dim)
 
 
@@ -318,9 +318,9 @@ class VideoViT(nn.Module):
 
     def position_embedding(self, grid: tuple[int, int, int]) -> Tensor:
         """(prod(grid), D) position embedding of a tubelet grid: the fixed table at the
-        native grid (the very buffer), else the sin-cos formula at each tubelet's centre in
-        native units (:func:`grid_positions`), as a VideoMAE table interpolated in (t, h, w)
-        would place it."""
+        native grid (the very buffer), else the sin-cos formula evaluated at each tubelet's
+        centre in native units (:func:`grid_positions`): where resampling the table in
+        (t, h, w) would read it, without interpolating between its rows."""
         if tuple(grid) == self.config.grid:
             return self.pos_embed
         return _grid_table(self.config.grid, tuple(grid), self.config.embed_dim).to(self.pos_embed.device)
