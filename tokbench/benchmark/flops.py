@@ -42,7 +42,7 @@ _JIT_DEPRECATED = r"`torch\.jit\.\w+` is deprecated"
 with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message=_JIT_DEPRECATED, category=FutureWarning)
     from fvcore.nn import FlopCountAnalysis
-    from fvcore.nn.jit_handles import get_shape
+    from fvcore.nn.jit_handles import elementwise_flop_counter, get_shape
 
 __all__ = [
     "FLOP_COUNTER", "FLOPS_UNIT", "FlopCount", "ZERO_COST_OPS", "count_flops", "cached_flops",
@@ -118,6 +118,9 @@ class FlopCount:
 
 def _with_handles(analysis: FlopCountAnalysis) -> FlopCountAnalysis:
     analysis.set_op_handle("aten::scaled_dot_product_attention", sdpa_flop_jit)
+    # The antialiased resize (the resolution baseline) counts as fvcore counts a bilinear one:
+    # 4 per output element (fvcore's own rule for aten::upsample_bilinear2d).
+    analysis.set_op_handle("aten::_upsample_bilinear2d_aa", elementwise_flop_counter(0, 4))
     analysis.set_op_handle(**{op: None for op in ZERO_COST_OPS})
     analysis.unsupported_ops_warnings(False)
     analysis.uncalled_modules_warnings(False)

@@ -13,10 +13,14 @@ hook                when and what
 ``setup``           with the backbone before the first forward (load artifacts, derive
                     schedules); may be called again with another backbone (FLOP counting
                     uses a meta-device copy) and must not undo ``calibrate``.
-``before_embed``    with the raw clips; may return (B, K) indices of the tubelets to embed.
+``input_video``     with the raw clips; may return another clip to tokenize (``resolution``
+                    resizes it); the backbone reads the tubelet grid from its shape.
+``before_embed``    with the clips; may return (B, K) indices of the tubelets to embed.
 ``after_embed``     with the embedded ``Tokens``; may drop, reorder or pad them.
 ``after_attn``      in every block, between attention and MLP, with the keys or attention
                     probabilities the method asked for in ``attn_needs``; may merge tokens.
+``after_block``     in every block, after the MLP, with the same keys or probabilities; may
+                    drop tokens before the next block (STA prunes here).
 ==================  =======================================================================
 
 :class:`SelectionMethod` is the shortcut for methods that only score tokens: the framework
@@ -173,6 +177,11 @@ class Method(metaclass=ABCMeta):  # noqa: B024 - ABCMeta enforces SelectionMetho
     def setup(self, backbone: VideoViT) -> None:  # noqa: B027 - an optional hook
         """Called with the backbone before the first forward pass."""
 
+    def input_video(self, clips: Clips) -> Tensor:
+        """The (B, C, T, H, W) clip the backbone tokenizes: ``clips.video`` itself, or a
+        resized one whose sides are whole tubelets (the backbone reads its grid)."""
+        return clips.video
+
     def before_embed(self, clips: Clips, num_patches: int) -> Tensor | None:
         """(B, K) indices of the tubelets to embed, or ``None`` to embed all. In a
         variable-length batch, -1 marks padding (the backbone masks it out)."""
@@ -184,6 +193,12 @@ class Method(metaclass=ABCMeta):  # noqa: B024 - ABCMeta enforces SelectionMetho
     def after_attn(self, layer: int, tokens: Tokens, attn: Tensor | None) -> Tokens:
         """``attn`` is the keys (B, heads, N, d) or probabilities (B, heads, N, N) asked for
         in ``attn_needs``, else ``None``."""
+        return tokens
+
+    def after_block(self, layer: int, tokens: Tokens, attn: Tensor | None) -> Tokens:
+        """After block ``layer``'s MLP. ``attn`` is what ``after_attn`` received: it
+        describes the tokens that entered the block's attention, so it only fits ``tokens``
+        if ``after_attn`` left them as they were."""
         return tokens
 
 

@@ -22,7 +22,7 @@ from tokbench.errors import UnreachableError
 
 __all__ = [
     "block_flops", "model_flops", "reference_gflops", "merge_schedule", "MergeFit",
-    "fit_merge_schedule", "tome_r_list", "front_loaded_r_list",
+    "fit_merge_schedule", "tome_r_list", "front_loaded_r_list", "closest_cost",
 ]
 
 
@@ -130,18 +130,32 @@ def fit_merge_schedule(config, p_ratio: float, *, candidates, match_dim: int, me
     """
     target = reference_gflops(config, p_ratio)
     n0, prefix = config.num_patches + config.n_prefix, config.n_prefix
-    best = None
-    floor = math.inf
+    fits = []
     for r_list in candidates:
         before, after = merge_schedule(n0, prefix, r_list)
         g = model_flops(config, embedded=config.num_patches, tokens=before, after=after, match_dim=match_dim) / 1e9
-        floor = min(floor, g)
-        if best is None or abs(g - target) < abs(best.gflops - target):
-            best = MergeFit(list(r_list), before, after, g, target)
-    # Below the floor the closest schedule is the floor itself: report, never clamp.
-    if best is None or target < floor and abs(best.rel_error) > 0.01:
+        fits.append(MergeFit(list(r_list), before, after, g, target))
+    best = closest_cost([f.gflops for f in fits], target, method=method, p_ratio=p_ratio, what="merging",
+                        why="the first block attends over all tokens")
+    return fits[best]
+
+
+def closest_cost(costs: Sequence[float], target: float, *, method: str, p_ratio: float, what: str, why: str) -> int:
+    """Index of the candidate whose cost (GFLOPs) is closest to ``target`` = F(P), the
+    first on ties: FLOP matching's one rule, shared by the merging methods and STA.
+
+    Raises:
+        UnreachableError: ``target`` is below every candidate and the cheapest misses it by
+            more than 1 % (below the floor the closest candidate is the floor itself:
+            reported, never clamped). The message says ``what`` cannot go lower and ``why``.
+    """
+    if not costs:
+        raise UnreachableError(f"{method}: no schedule to match P-Ratio {p_ratio:g} with")
+    best = min(range(len(costs)), key=lambda i: abs(costs[i] - target))
+    floor = min(costs)
+    if target < floor and abs(costs[best] / target - 1) > 0.01:
         raise UnreachableError(
-            f"{method}: P-Ratio {p_ratio:g} needs {target:.4g} GFLOPs but merging cannot go below "
-            f"{floor:.4g} GFLOPs on this backbone (the first block attends over all tokens)"
+            f"{method}: P-Ratio {p_ratio:g} needs {target:.4g} GFLOPs but {what} cannot go below "
+            f"{floor:.4g} GFLOPs on this backbone ({why})"
         )
     return best
