@@ -679,7 +679,7 @@ def test_seed_out_of_range_is_refused_while_planning():
 def test_a_damaged_synthetic_clip_cache_is_generated_again(tmp_path, monkeypatch):
     import numpy as np
 
-    from tokbench.benchmark.flops import default_cache_dir
+    from tokbench.cache import default_cache_dir
     from tokbench.data.synthetic import SyntheticDataset
 
     monkeypatch.setenv("TOKBENCH_CACHE", str(tmp_path))

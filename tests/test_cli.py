@@ -112,7 +112,8 @@ def test_ls_backbones():
 
 # --------------------------------------------------------------------------- flops
 
-# docs/METHODS.md §2.3, ViT-B, "embed only kept" column (random drop); 180.49 for none.
+# The analytic MAC model of ViT-B (12nD^2 + 2n^2D + 10nD per block, 1536D per embedded tubelet),
+# embedding only the kept tubelets (random drop); 180.49 for none.
 PUBLISHED_GFLOPS = {0.1: 13.99, 0.2: 28.89, 0.3: 44.59, 0.4: 61.30, 0.5: 78.92, 0.6: 97.44, 0.7: 116.88,
                     0.8: 137.09, 0.9: 158.33}
 PUBLISHED_TOKENS = {0.1: 157, 0.2: 314, 0.3: 470, 0.4: 627, 0.5: 784, 0.6: 941, 0.7: 1098, 0.8: 1254, 0.9: 1411}

@@ -4,9 +4,10 @@ and the privileged path through evaluation."""
 import pytest
 import torch
 
+from tokbench.data.labels import target_weights
 from tokbench.errors import CheckpointError, TokbenchError
 from tokbench.methods import build_method
-from tokbench.methods.lite import LiteSelector, oracle_block, oracle_values, target_weights
+from tokbench.methods.lite import LiteSelector, oracle_block, oracle_values
 from tokbench.tokens import Clips
 
 

@@ -159,7 +159,8 @@ def test_tome_prop_attn_sweep_on_a_zoo_model():
     """Both settings run off the shelf on a trained model and stay far above chance (the
     default, on, was chosen on the zoo's full val splits; see ToMe's docstring)."""
     from tokbench.backbones import create_backbone
-    from tokbench.zoo import slice_check, zoo_card, zoo_checkpoint
+    from tokbench.benchmark.evaluate import slice_check
+    from tokbench.zoo import zoo_card, zoo_checkpoint
 
     card = zoo_card("synth-gesture")
     model = create_backbone(card["backbone"], checkpoint=zoo_checkpoint("synth-gesture"),
@@ -205,7 +206,7 @@ def test_front_loaded_schedule_halves_then_stops():
     assert front_loaded_r_list(1568, 0, 1568, 3) == [0, 0, 0]
 
 
-# Schedules from docs/METHODS.md §4.3 and §8.2, which leave the matching matmul out of the
+# Schedules of the analytic FLOP model, which leaves the matching matmul out of the
 # cost; fvcore counts it (+0.1-0.5 GF), so tokbench's matched r may be one step larger.
 TOME_CONSTANT = {0.9: 27, 0.8: 54, 0.7: 81, 0.6: 109, 0.5: 138, 0.4: 181, 0.3: 255, 0.2: 432}
 TOME_DECREASING = {0.9: 20, 0.8: 40, 0.7: 59, 0.6: 79, 0.5: 99, 0.4: 120, 0.3: 148, 0.2: 224}

@@ -4,6 +4,7 @@ the throughput path."""
 from __future__ import annotations
 
 import json
+import re
 import statistics
 from importlib import metadata
 
@@ -92,7 +93,7 @@ def test_plan_cells_and_stable_keys():
     assert cells[0].weights == "random-init"
     keys = [c.key for c in cells]
     assert len(set(keys)) == 4
-    assert all(len(k) == 16 and int(k, 16) >= 0 for k in keys)
+    assert all(re.fullmatch(r"[0-9a-f]{16}", k) for k in keys)
     assert [c.key for c in plan(_sweep())] == keys  # stable across calls
 
 
@@ -350,3 +351,16 @@ def test_cuda_without_cuda_raises_before_writing(tmp_path):
     with pytest.raises(TokbenchError, match="--device cuda: CUDA is not available"):
         run_sweep(_sweep(device="cuda"), results_dir=results)
     assert not results.exists()
+
+
+def test_records_name_the_attention_kernel_each_block_ran(tiny):
+    from tokbench.benchmark.runner import attention_kernels
+    from tokbench.methods import build_method
+
+    config = tiny.config  # 2 blocks, fused attention
+    plain = build_method("random", p_ratio=0.5)
+    assert attention_kernels(plain, config) == {"attn_impl": "sdpa", "attn_impl_blocks": ["sdpa", "sdpa"]}
+    cue = build_method("attention", p_ratio=0.5)  # its decision block reads attention probabilities
+    cue.setup(tiny)
+    kernels = attention_kernels(cue, config)
+    assert kernels["attn_impl"] == "mixed" and kernels["attn_impl_blocks"].count("explicit") == 1

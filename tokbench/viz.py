@@ -19,6 +19,14 @@ from pathlib import Path
 
 import numpy as np
 
+from tokbench.benchmark.runner import Sweep, _prepared_method, _Shared, plan
+from tokbench.data.base import IMAGENET_MEAN, IMAGENET_STD
+from tokbench.data.batching import collate_clips
+from tokbench.data.labels import target_weights
+from tokbench.data.preview import label_text
+from tokbench.errors import TokbenchError
+from tokbench.store import output_file
+
 __all__ = ["Selection", "token_groups", "paint", "draw", "select_on_clip", "caption"]
 
 #: Dropped patches are blended this far towards white (the kept ones stay as they are).
@@ -121,8 +129,6 @@ def draw(frames: np.ndarray, selection: Selection, out: str | Path, *, patch: in
     """
     import matplotlib
 
-    from tokbench.store import output_file
-
     out = output_file(out)
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -162,12 +168,6 @@ def select_on_clip(spec: str, p_ratio: float, dataset: str, *, clip: int = 0, ba
     """
     import torch
 
-    from tokbench.benchmark.runner import Sweep, _prepared_method, _Shared, plan
-    from tokbench.data.base import IMAGENET_MEAN, IMAGENET_STD
-    from tokbench.data.batching import collate_clips
-    from tokbench.data.preview import label_text
-    from tokbench.errors import TokbenchError
-
     sweep = Sweep(backbones=(backbone,), methods=(spec,), p_ratios=(p_ratio,), metrics=("accuracy",),
                   device="cpu", dtype="fp32", checkpoint=checkpoint, datasets=(dataset,),
                   data_root=data_root, split=split)
@@ -192,8 +192,6 @@ def select_on_clip(spec: str, p_ratio: float, dataset: str, *, clip: int = 0, ba
     model = method.model(shared.model(cell)).eval()
     labels = None
     if method.privileged:
-        from tokbench.methods.lite import target_weights
-
         labels = target_weights(data.card.task, batch["label"], model.config.num_classes,
                                 num_verbs=getattr(data, "num_verbs", None), verbs=batch.get("verb"),
                                 nouns=batch.get("noun"))

@@ -37,7 +37,7 @@ from timm.models.vision_transformer import Block
 from torch import Tensor, nn
 
 from tokbench.errors import TokbenchError
-from tokbench.methods.base import IDENTITY, Method
+from tokbench.hooks import IDENTITY, Method
 from tokbench.tokens import Clips, Tokens
 
 __all__ = [
@@ -368,6 +368,33 @@ class VideoViT(nn.Module):
         x = tokens.x
         tokens = tokens.replace(x=x + block.drop_path2(block.ls2(block.mlp(block.norm2(x)))))
         return method.after_block(layer, tokens, extra)
+
+    def encode(self, video: Tensor, method: Method | None = None, *, blocks: int | None = None,
+               clip_ids: Tensor | None = None, labels: Tensor | None = None) -> Tokens:
+        """The tokens after the embedding and the first ``blocks`` blocks (all by default),
+        running ``method``'s hooks: ``Tokens.x`` is (B, n_prefix + N, D). The one way the
+        selectors, teachers and oracle run part of a backbone."""
+        method = IDENTITY if method is None else method
+        tokens = self._embedded(video, method, clip_ids, labels)
+        for layer in range(len(self.blocks) if blocks is None else blocks):
+            tokens = self.block_forward(layer, tokens, method)
+        return tokens
+
+    def mlp_hidden(self, layer: int, tokens: Tokens) -> tuple[Tensor, Tensor]:
+        """Block ``layer`` up to its MLP's hidden activations (no method hooks): the tokens
+        after the attention residual, (B, N, D), and A = act(fc1(norm2(x))), (B, N, hidden)
+        (LITE's Grad-CAM tensor). :meth:`mlp_rest` finishes the block from them."""
+        block = self.blocks[layer]
+        out, _ = self_attention(block.attn, block.norm1(tokens.x), bias=attention_bias(tokens, proportional=False),
+                                impl=self.config.attn_impl)
+        x = tokens.x + block.drop_path1(block.ls1(out))
+        mlp = block.mlp
+        return x, mlp.act(mlp.fc1(block.norm2(x)))
+
+    def mlp_rest(self, layer: int, x: Tensor, hidden: Tensor) -> Tensor:
+        """The rest of block ``layer`` from :meth:`mlp_hidden`'s (x, A): x + MLP output."""
+        block, mlp = self.blocks[layer], self.blocks[layer].mlp
+        return x + block.drop_path2(block.ls2(mlp.drop2(mlp.fc2(mlp.norm(mlp.drop1(hidden))))))
 
     def pool(self, tokens: Tokens, *, size_weighted: bool = True) -> Tensor:
         """(B, D) clip feature: (size-weighted) mean of real patch tokens -> fc_norm, or CLS."""

@@ -39,7 +39,8 @@ def cost_rows(backbones: tuple[str, ...], methods: tuple[str, ...], p_ratios: tu
             except UnreachableError as e:  # reported, never clamped
                 row["status"] = f"unreachable: {e}"
             else:
-                row.update(tokens_kept=round(count.tokens_per_block[0] - cell.config.n_prefix, 2),
+                kept = round(count.tokens_per_block[0] - cell.config.n_prefix, 2)
+                row.update(tokens_kept=int(kept) if float(kept).is_integer() else kept,
                            gflops=round(count.gflops, 4), params_m=round(count.params / 1e6, 3))
         rows.append(row)
     return rows

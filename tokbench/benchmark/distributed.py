@@ -26,6 +26,9 @@ from typing import Any
 
 import torch
 
+from tokbench.data.base import DataError
+from tokbench.errors import UnreachableError
+
 __all__ = ["is_main_process", "process_group_session", "World", "SINGLE", "world_from_env", "shard", "Shard"]
 
 
@@ -101,9 +104,6 @@ class _Failure:
     message: str
 
     def rebuild(self, rank: int) -> Exception:
-        from tokbench.data.base import DataError
-        from tokbench.errors import UnreachableError
-
         if self.kind == "UnreachableError":
             return UnreachableError(self.message)
         if self.kind == "DataError":

@@ -22,15 +22,19 @@ import torch
 from torch.utils.data import DataLoader
 
 from tokbench.backbones.vit import VideoViT
+from tokbench.benchmark.distributed import shard
 from tokbench.benchmark.timing import DTYPES
+from tokbench.data import create_dataset
 from tokbench.data.base import DataError
 from tokbench.data.batching import collate_clips
 from tokbench.data.bootstrap import LEVEL, RESAMPLES, Scored, bootstrap_intervals
+from tokbench.data.labels import target_weights
 from tokbench.data.metrics import compute_metrics, merge_views
+from tokbench.methods import build_method
 from tokbench.methods.base import Method
 
 __all__ = ["Accuracy", "Predictions", "aggregation_of", "evaluate", "head_size", "merge_predictions", "predict", "score",
-           "scored", "stored_labels"]
+           "scored", "stored_labels", "slice_check", "CHECK_CLIPS"]
 
 
 @dataclass
@@ -129,8 +133,6 @@ def evaluate(
     if world is None or not world.distributed:
         return score(predict(model, method, dataset, batch_size=batch_size, device=device, dtype=dtype,
                              num_workers=num_workers, progress=progress, on_batch=on_batch), dataset)
-    from tokbench.benchmark.distributed import shard
-
     part = error = None
     try:
         part = predict(model, method, shard(dataset, world), batch_size=batch_size, device=device, dtype=dtype,
@@ -168,8 +170,6 @@ def predict(
             ids = (batch["index"][:, None] * views + torch.arange(views)).flatten().to(device)
             labels_in = None
             if method.privileged:  # LITE's oracle reads the true classes, as (B, outputs) weights
-                from tokbench.methods.lite import target_weights
-
                 labels_in = target_weights(task, batch["label"], model.config.num_classes,
                                            num_verbs=getattr(dataset, "num_verbs", None),
                                            verbs=batch.get("verb"), nouns=batch.get("noun"))
@@ -233,3 +233,16 @@ def score(pred: Predictions, dataset, *, resamples: int = RESAMPLES, seed: int =
 def aggregation_of(dataset) -> str:
     """How ``dataset``'s views are merged: its protocol's aggregation, or ``logits``."""
     return getattr(dataset, "aggregation", None) or "logits"
+
+
+#: Val clips of a zoo card's ``check``.
+CHECK_CLIPS = 64
+
+
+def slice_check(model, dataset: str, *, geometry: dict, device=None, clips: int = CHECK_CLIPS,
+                method=None) -> dict[str, Any]:
+    """Accuracy of ``model`` (all tokens, or under ``method``, already set up) on the first
+    ``clips`` val clips: a zoo card's ``check``, re-measured by the tests."""
+    ds = create_dataset(dataset, split="val", num_clips=clips, **geometry)
+    metrics = evaluate(model, method or build_method("none"), ds, batch_size=64, device=device).metrics
+    return {"split": "val", "clips": clips, **metrics}

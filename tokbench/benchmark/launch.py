@@ -16,7 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tokbench.benchmark.runner import run_sweep
 from tokbench.errors import TokbenchError
+from tokbench.plugins import load_plugins
+from tokbench.store import load_records, pending_metrics, stored_cells
 
 __all__ = ["SlurmOptions", "deal", "run_cells", "submit", "submit_sweep", "pending_keys"]
 
@@ -48,9 +51,6 @@ def deal(keys: list[str], jobs: int) -> list[list[str]]:
 def run_cells(sweep, results_dir: str, keys: list[str], plugins: list[str], retry_failed: bool = False) -> dict[str, Any]:
     """One job: load the same plug-ins, then measure the cells ``keys`` of ``sweep`` that
     are not yet stored. Returns counts for the submitter's summary."""
-    from tokbench.benchmark.runner import run_sweep
-    from tokbench.plugins import load_plugins
-
     load_plugins(plugins)
     result = run_sweep(sweep, results_dir=results_dir, only=frozenset(keys), retry_failed=retry_failed)
     statuses: dict[str, int] = {}
@@ -98,8 +98,6 @@ def submit(sweep, results_dir: str | Path, keys: list[str], *, jobs: int, folder
 
 def pending_keys(sweep, cells, results_dir: str | Path, *, retry_failed: bool = False) -> list[str]:
     """Ids of the cells of ``cells`` with something still to measure under ``results_dir``."""
-    from tokbench.store import pending_metrics, stored_cells
-
     stored = stored_cells(Path(results_dir) / "runs")
     return [c.key for c in cells
             if pending_metrics(stored.get(c.key, []), sweep.metrics, c.speed_key, retry_failed=retry_failed)[0]]
@@ -143,8 +141,6 @@ def submit_sweep(sweep, cells, results_dir: str | Path, *, retry_failed: bool, j
     say(f"jobs done: {written} records written ({counts}); {len(failed)} job(s) failed")
     for line in failed:
         say(f"  failed job {line}")
-    from tokbench.store import load_records
-
     keys = set(todo)
     records = [r for r in load_records(results_dir / "runs") if r.get("cell_id") in keys]
     return records, 1 if failed else 0

@@ -16,7 +16,7 @@ import time
 import traceback
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +31,17 @@ from tokbench.benchmark.flops import cached_flops
 from tokbench.benchmark.spec import METRICS as METRIC_NAMES
 from tokbench.benchmark.spec import cell_key
 from tokbench.benchmark.timing import measure_throughput, resolve_dtype
+from tokbench.benchmark.training_protocols import adapt, training_settings
 from tokbench.claims import CellClaims
 from tokbench.data import DATASETS, create_dataset
+from tokbench.data.real import check_readable
+from tokbench.data.synthetic import DEFAULT_CLIPS
 from tokbench.errors import TokbenchError, TokbenchWarning, UnreachableError
 from tokbench.methods import METHODS, Method, build_method, method_id, parse_method_spec
+from tokbench.plugins import method_origin
 from tokbench.predictions import PredictionWriter
 from tokbench.store import SCHEMA_VERSION, THROUGHPUT_FIELDS, RunWriter, pending_metrics, stored_cells, utc_now
+from tokbench.zoo import zoo_checkpoint
 
 __all__ = ["Sweep", "Cell", "plan", "run_sweep", "SweepResult"]
 
@@ -173,13 +178,9 @@ def plan(sweep: Sweep) -> list[Cell]:
     dtype = resolve_dtype(sweep.dtype, device)  # decides accuracy (fp32 on CPU, bf16 autocast on CUDA by default)
     if "accuracy" in sweep.metrics and None in sweep.datasets:
         raise TokbenchError("the accuracy metric needs a dataset: pass --dataset NAME (see 'tokbench ls datasets')")
-    from tokbench.train.protocols import FT_CONFIG, LP_CONFIG, PROTOCOLS
-
-    if sweep.protocol not in PROTOCOLS:
-        raise TokbenchError(f"unknown protocol {sweep.protocol!r}: choose from {', '.join(PROTOCOLS)}")
+    training = training_settings(sweep.protocol)  # an unknown protocol raises
     if sweep.protocol != "eval" and "accuracy" not in sweep.metrics:
         raise TokbenchError(f"--protocol {sweep.protocol} trains for accuracy: add accuracy to --metrics and a --dataset")
-    training = {"lp": asdict(LP_CONFIG), "ft": asdict(FT_CONFIG)}.get(sweep.protocol)
     protocol_keys = {"protocol": sweep.protocol, "training": training, "train_limit": sweep.train_limit}
     # What decides a cell's speed but none of its other numbers: the device's name (the CPU
     # model or the GPU) and how it is timed. Only the speed id holds them.
@@ -286,8 +287,6 @@ def _checkpoint_for(checkpoint: str | None, dataset: str | None) -> str | None:
         return checkpoint
     if dataset is None:
         raise TokbenchError("--checkpoint zoo needs --dataset: the zoo has one backbone per synthetic dataset")
-    from tokbench.zoo import zoo_checkpoint
-
     return str(zoo_checkpoint(dataset))
 
 
@@ -303,8 +302,6 @@ def open_dataset(sweep: Sweep, name: str, config: VideoViTConfig, *, train: bool
     limit = sweep.train_limit if train else sweep.limit
     split = "train" if train else sweep.split or card.eval_split
     if limit is not None and card.kind == "synthetic":
-        from tokbench.data.synthetic import DEFAULT_CLIPS
-
         # Clip i of a synthetic split does not depend on its size, so num_clips=600 on the
         # 500-clip split would invent 100 clips that are not in it: a limit keeps at most the
         # split, as it does for real datasets (the record's clips says how many ran).
@@ -320,8 +317,6 @@ def open_dataset(sweep: Sweep, name: str, config: VideoViTConfig, *, train: bool
                             "--eval-protocol/--eval-views/--eval-stride/--eval-aggregation options apply to real datasets")
     dataset = create_dataset(name, split=split, root=sweep.data_root, **overrides)
     if card.kind == "real" and not train:
-        from tokbench.data.real import check_readable
-
         check_readable(dataset)
     return dataset
 
@@ -348,8 +343,6 @@ def _check_buildable(spec: str, p_ratio: float) -> None:
 
 
 def _base_record(cell: Cell, sweep: Sweep, run_id: str, env: dict) -> dict[str, Any]:
-    from tokbench.plugins import method_origin
-
     c = cell.config
     cls = METHODS.get(cell.method_name)
     return {
@@ -362,8 +355,6 @@ def _base_record(cell: Cell, sweep: Sweep, run_id: str, env: dict) -> dict[str, 
         "method": cell.method_name, "method_id": cell.method_id, "method_origin": method_origin(cls),
         "method_params": cell.method_params, "privileged": cls.privileged, "embeds": cls.embeds,
         "p_ratio": cell.p_ratio, "metrics": list(sweep.metrics),
-        # The kernel that actually ran: a method needing attention probabilities forces it.
-        "attn_impl": "explicit" if cls.attn_needs == "probs" else c.attn_impl,
         "env": env,
     }
 
@@ -467,6 +458,15 @@ def _prepared_everywhere(cell: Cell, sweep: Sweep, shared: _Shared, world: World
     return method
 
 
+def attention_kernels(method: Method, config: VideoViTConfig) -> dict[str, Any]:
+    """The attention kernel each block of ``method`` runs (``attn_impl_blocks``): explicit
+    where the method asks for attention probabilities (a cue method's decision block,
+    vid-TLDR's scoring block), the backbone's kernel elsewhere; ``attn_impl`` is that kernel
+    when all blocks agree, else ``mixed``."""
+    blocks = ["explicit" if method.attention_needs(layer) == "probs" else config.attn_impl for layer in range(config.depth)]
+    return {"attn_impl": blocks[0] if len(set(blocks)) == 1 else "mixed", "attn_impl_blocks": blocks}
+
+
 def _measure(cell: Cell, sweep: Sweep, shared: _Shared, world: World = SINGLE,
              metrics: tuple[str, ...] | None = None, predictions: PredictionWriter | None = None) -> dict[str, Any]:
     """FLOPs, accuracy and throughput of one cell (``metrics``, default the sweep's).
@@ -478,11 +478,12 @@ def _measure(cell: Cell, sweep: Sweep, shared: _Shared, world: World = SINGLE,
     out: dict[str, Any] = {}
     device = shared.device
     method = _prepared_everywhere(cell, sweep, shared, world)
+    out.update(attention_kernels(method, cell.config))
     content = method.cost_depends_on_content
     deferred: Exception | None = None
     if "flops" in metrics and world.is_main:
         try:
-            # Counting calls setup() again with its own backbone (meta device, or CPU per clip).
+            # Counting sets up its own copy of the method on its own backbone (meta device, or CPU per clip).
             videos = _content_clips(cell, sweep, shared, train=False, n=sweep.flop_clips) if content else None
             flops = cached_flops(cell.config, method, videos=videos)
             out.update(
@@ -491,7 +492,6 @@ def _measure(cell: Cell, sweep: Sweep, shared: _Shared, world: World = SINGLE,
                 tokens_kept=flops.tokens_per_block[0] - cell.config.n_prefix,
                 flops_by_operator=flops.by_operator,
             )
-            method.setup(shared.model(cell))  # back on the real model (counting set it up on its own copy)
         except Exception as e:  # noqa: BLE001 - raised after the other ranks' gather
             if not world.distributed:
                 raise
@@ -499,8 +499,6 @@ def _measure(cell: Cell, sweep: Sweep, shared: _Shared, world: World = SINGLE,
     if "accuracy" in metrics:
         model = method.model(shared.model(cell))
         if sweep.protocol != "eval":  # train a probe / fine-tune with the reduction on, then evaluate that
-            from tokbench.train.protocols import adapt
-
             torch.manual_seed(sweep.seed)
             model = adapt(sweep.protocol, model, method, shared.dataset(cell, train=True), device=device)
         dataset = shared.dataset(cell)
@@ -669,7 +667,6 @@ def run_sweep(
                     record["distributed"] = world.describe()
                 started = time.perf_counter()
                 try:
-                    build_method(cell.method_spec, p_ratio=cell.p_ratio)  # an unreachable P raises here
                     rank = f"-rank{world.rank}" if world.distributed else ""
                     with PredictionWriter(results_dir, cell.key, f"{run_id}{rank}") as predictions:
                         record.update(_measure(cell, sweep, shared, world, metrics=tuple(measure), predictions=predictions))

@@ -21,7 +21,10 @@ from typing import Any
 
 from tokbench.benchmark.runner import Sweep
 from tokbench.benchmark.spec import DEFAULT_P, DEFAULT_SEEDS, parse_metrics, parse_p_ratios, parse_seeds
+from tokbench.data.synthetic import SYNTHETIC
 from tokbench.errors import TokbenchError
+from tokbench.methods import METHODS, split_specs
+from tokbench.zoo import zoo_datasets
 
 __all__ = ["RunOptions", "Resolved", "sweep_from_options", "split_names", "checkpoint_argument"]
 
@@ -84,15 +87,10 @@ def sweep_from_options(options: RunOptions, **fields: Any) -> Resolved:
     Raises:
         TokbenchError: an empty --dataset, an empty zoo, or any malformed value.
     """
-    from tokbench.methods import METHODS, split_specs
-    from tokbench.zoo import zoo_datasets
-
     notes: list[str] = []
     checkpoint, name, backbones = checkpoint_argument(options.checkpoint), options.name, options.backbones
     suite = options.datasets is None and backbones is None
     if suite:
-        from tokbench.data.synthetic import SYNTHETIC
-
         datasets = tuple(zoo_datasets())  # every synthetic dataset that ships a backbone (all six in a full install)
         missing = sorted(set(SYNTHETIC) - set(datasets))
         if missing:
@@ -120,8 +118,6 @@ def sweep_from_options(options: RunOptions, **fields: Any) -> Resolved:
         name = "smoke" if name in ("sweep", "synthetic") else name
     eval_batch_size = options.eval_batch_size
     if eval_batch_size is None:
-        from tokbench.data.synthetic import SYNTHETIC
-
         synthetic_only = all(d in SYNTHETIC for d in datasets if d) and names == ("synth_tiny",)
         eval_batch_size = 64 if synthetic_only else 8
     metrics = options.metrics or ("accuracy,flops,throughput" if datasets != (None,) else "flops,throughput")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from tokbench.store import output_file
 from tokbench.train.loop import TrainConfig
 
 __all__ = ["artifact_training", "backbone_line", "lite_line", "lite_pp_line", "image_teacher_line", "lookwhen_lines"]
@@ -15,8 +16,6 @@ def artifact_training(kind: str, dataset: str, out: Path | None, epochs: int, lr
                       batch_size: int, warmup_epochs: float) -> tuple[Path, TrainConfig, str]:
     """(output path with its folder made, training settings, the command that reproduces
     them) of ``tokbench train KIND`` (lite, lite++, image-teacher)."""
-    from tokbench.store import output_file
-
     out = output_file(out or Path("checkpoints") / kind / f"{dataset}.safetensors", suffix=".safetensors")
     config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, token_drop=0.0, warmup_epochs=warmup_epochs,
                          seed=seed)

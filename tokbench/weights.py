@@ -1,4 +1,6 @@
-"""The one checkpoint format: weights in safetensors + a JSON card beside them.
+"""The one weights format: weights in safetensors + a JSON card beside them (no tokbench
+imports above the errors: the backbones, the methods' artifacts and the trainers all read
+and write through here).
 
 ``<stem>.safetensors`` holds the model's state dict (tokbench's native keys, loadable with
 ``create_backbone(..., checkpoint=path)``); ``<stem>.json`` is its card: how it was made
@@ -15,7 +17,9 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-__all__ = ["save_checkpoint", "read_card", "card_path", "read_weights", "load_weights"]
+from tokbench.errors import CheckpointError
+
+__all__ = ["save_checkpoint", "read_card", "card_path", "read_weights", "load_weights", "regular_file"]
 
 
 def card_path(weights: str | Path) -> Path:
@@ -47,9 +51,6 @@ def read_weights(path: str | Path, what: str, *, card_keys: tuple[str, ...] | No
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    from tokbench.backbones.checkpoints import regular_file
-    from tokbench.errors import CheckpointError
-
     path = Path(path)
     with_card = "" if card_keys is None else " and its card"
     # Both reads block forever on a FIFO or never end on /dev/zero: refused first.
@@ -71,10 +72,23 @@ def load_weights(module: nn.Module, state: dict[str, torch.Tensor], *, mismatch:
                  dtype: torch.dtype = torch.float32) -> nn.Module:
     """``module`` with ``state`` loaded (cast to ``dtype``), in eval mode. Keys or shapes that
     do not fit raise :class:`CheckpointError` ``"<mismatch>: <torch's first line>"``."""
-    from tokbench.errors import CheckpointError
-
     try:
         module.load_state_dict({k: v.to(dtype) for k, v in state.items()})
     except RuntimeError as e:
         raise CheckpointError(f"{mismatch}: {str(e).splitlines()[0]}") from None
     return module.eval()
+
+
+def regular_file(path: str | Path, what: str) -> Path:
+    """``path``, unless it exists and is neither a regular file nor a folder: a FIFO, a
+    device such as /dev/zero or a socket is refused before anything opens it, since reading
+    one blocks forever or never ends (torch, safetensors and the weights hash read to the
+    end). A missing path or a folder is left to the caller's own message.
+
+    Raises:
+        CheckpointError: ``cannot read <what> <path>: ...``.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_file() and not path.is_dir():
+        raise CheckpointError(f"cannot read {what} {path}: not a regular file (a FIFO, device or socket)")
+    return path
