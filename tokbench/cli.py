@@ -123,6 +123,11 @@ def ls_cmd(what: str, fmt: str, verbose: bool) -> None:
     if fmt == "json":
         click.echo(json.dumps(rows, indent=2))
         return
+    if verbose and what != "backbones":  # long descriptions: one card each, wrapped to the terminal
+        from tokbench.report.text import cards
+
+        click.echo(cards(rows))
+        return
     if not verbose:
         brief = {"methods": ("name", "aliases", "summary"),
                  "backbones": ("name", "tokens", "embed_dim", "depth", "num_heads", "input"),
@@ -831,7 +836,8 @@ def flops_cmd(backbones, methods, p_ratio, checkpoint, num_classes, fmt) -> None
                 except UnreachableError as e:  # reported, never clamped
                     row["status"] = f"unreachable: {e}"
                 else:
-                    row.update(tokens_kept=round(count.tokens_per_block[0] - config.n_prefix, 2),
+                    tokens = round(count.tokens_per_block[0] - config.n_prefix, 2)
+                    row.update(tokens_kept=int(tokens) if float(tokens).is_integer() else tokens,
                                gflops=round(count.gflops, 4), params_m=round(count.params / 1e6, 3))
                 rows.append(row)
     if fmt == "json":

@@ -55,7 +55,7 @@ def _values(df: pd.DataFrame, column: str) -> list[str]:
 
 def _provenance(cells: pd.DataFrame, selection) -> list[str]:
     """The Provenance section: where the records come from and what they were measured with."""
-    from tokbench.report.selection import clips_by_dataset, short_revision, speed_label
+    from tokbench.report.selection import clips_by_dataset, short_revision, speed_flag_counts, speed_label
     from tokbench.report.tables import number_text
 
     lines = []
@@ -93,6 +93,10 @@ def _provenance(cells: pd.DataFrame, selection) -> list[str]:
     timed = cells[cells["clips_per_s"].notna()] if "clips_per_s" in cells.columns else cells.iloc[:0]
     if not timed.empty:
         lines.append(f"- throughput measured on: {'; '.join(sorted(set(speed_label(timed))))}")
+        flagged = speed_flag_counts(cells)
+        if flagged:
+            lines.append("- throughput flagged (`speed_flags`, not comparable): "
+                         + ", ".join(f"{n} cells {flag}" for flag, n in flagged.items()))
     for column, label in (("env.device_name", "devices"), ("env.git_revision", "git revisions"),
                           ("env.torch_version", "torch"), ("env.tokbench_version", "tokbench"),
                           ("env.torch_threads", "threads"), ("env.python", "python")):

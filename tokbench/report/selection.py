@@ -34,7 +34,7 @@ from typing import Any
 from tokbench.errors import TokbenchError
 
 __all__ = ["Selection", "record_files", "newest_positions", "newest_per_cell", "select_results", "select_records",
-           "speed_device", "speed_label", "short_revision", "describe_frame", "clips_by_dataset"]
+           "speed_device", "speed_label", "short_revision", "describe_frame", "clips_by_dataset", "speed_flag_counts"]
 
 #: The columns that hold throughput and depend on the device (blanked by ``--speed-device``).
 SPEED_COLUMNS = ("clips_per_s", "clips_per_s_lo", "clips_per_s_hi", "ms_per_clip", "median_ms", "iqr_ms",
@@ -211,7 +211,23 @@ def describe_frame(df) -> list[str]:
         if len(labels) > 1:
             notes.append(f"throughput was measured on {len(labels)} devices or batch sizes ({'; '.join(labels)}): "
                          "throughput is drawn per device; --speed-device picks one")
+    flagged = speed_flag_counts(df)
+    if flagged:
+        notes.append("throughput of " + ", ".join(f"{n} cells flagged {flag}" for flag, n in flagged.items())
+                     + " (speed_flags: timed on a busy machine or with a wide spread; not comparable)")
     return lines + [f"note: {n}" for n in notes]
+
+
+def speed_flag_counts(df) -> dict[str, int]:
+    """{flag: cells} of the ``speed_flags`` the records carry (``busy``, ``noisy``)."""
+    if "speed_flags" not in df.columns:
+        return {}
+    counts: dict[str, int] = {}
+    for flags in df["speed_flags"]:
+        if isinstance(flags, (list, tuple)):
+            for flag in flags:
+                counts[str(flag)] = counts.get(str(flag), 0) + 1
+    return dict(sorted(counts.items()))
 
 
 @dataclass(frozen=True)
@@ -336,7 +352,8 @@ def select_results(paths: Sequence[str | Path], *, runs: Sequence[str] | None = 
         paths: results folders or files (``--results``, repeatable).
         runs: run ids (unique prefixes) or ``latest`` to keep (before the newest record per
             cell is taken).
-        clips: clip counts to keep (accuracy cells; cost-only rows have none and are kept).
+        clips: clip counts to keep (accuracy cells; a row without a count, such as an
+            unreachable cell, stays when its run evaluated at a kept count or at none).
         speed_device: keep throughput measured on this device only (other rows keep their
             accuracy and FLOPs).
         filters: column -> values (``dataset``, ``method``, ``protocol``, ``backbone``), as
@@ -346,6 +363,8 @@ def select_results(paths: Sequence[str | Path], *, runs: Sequence[str] | None = 
         TokbenchError: a path that does not exist, only curated copies under a folder, a
             filter value no row has, or a dataset mixing clip counts.
     """
+    import pandas as pd
+
     from tokbench.report.pareto import filter_results
 
     df, sources, left_out = _load(paths)
@@ -361,7 +380,14 @@ def select_results(paths: Sequence[str | Path], *, runs: Sequence[str] | None = 
         if unknown:
             raise TokbenchError(f"--clips {unknown[0]}: no cells evaluated on {unknown[0]} clips; the results have: "
                                 f"{', '.join(map(str, have)) or 'none'}")
-        newest = newest[newest["clips"].isna() | newest["clips"].isin(list(clips))]
+        # A cell without a clip count (unreachable, failed, cost-only) stays when its run
+        # evaluated at a kept count, or evaluated nothing: it belongs to the kept cells.
+        kept = newest["clips"].isin(list(clips))
+        runs_kept = set(newest.loc[kept, "run_id"].dropna()) if "run_id" in newest.columns else set()
+        runs_counted = set(newest.loc[newest["clips"].notna(), "run_id"].dropna()) if "run_id" in newest.columns else set()
+        run = newest["run_id"] if "run_id" in newest.columns else pd.Series(None, index=newest.index, dtype=object)
+        belongs = newest["clips"].isna() & (run.isin(runs_kept) | ~run.isin(runs_counted))
+        newest = newest[kept | belongs]
     newest = filter_results(newest, **filters).reset_index(drop=True)
     if speed_device is not None:
         newest = _keep_speed_device(newest, speed_device)

@@ -175,7 +175,8 @@ def best_at_budget(df: pd.DataFrame, budgets: Sequence[float] = (10, 30, 50)) ->
                    "tie_rule": TIE_RULE_INTERVALS if intervals else TIE_RULE_EXACT, "candidates": 0}
             if not admitted.empty:
                 # Each method's best admitted point (the cheaper on equal accuracy), best method first.
-                best = (admitted.sort_values(["accuracy", "gflops"], ascending=[False, True], kind="stable")
+                best = (admitted.sort_values(["accuracy", "gflops", "method_id"], ascending=[False, True, True],
+                                             kind="stable")
                         .drop_duplicates("method_id"))
                 leader = best.iloc[0]
                 tied = [r["method_id"] for _, r in best.iloc[1:].iterrows() if _tied(leader, r, intervals)]
