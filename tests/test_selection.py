@@ -5,6 +5,7 @@ counts, throughput kept apart per device, and what is said about it."""
 from __future__ import annotations
 
 import json
+import re
 
 import pandas as pd
 import pytest
@@ -179,3 +180,19 @@ def test_clips_filter_keeps_the_unreachable_cells_of_the_kept_runs(tmp_path):
                                                 record("cost", run="flops", dataset=None, clips=None)])
     kept = select_results([tmp_path], clips=[500]).frame["cell_id"].tolist()
     assert sorted(kept) == ["big", "cost", "u-big"]
+
+
+def test_help_examples_never_merge_the_curated_copies():
+    for command in ([], ["plot"], ["report"], ["check"]):
+        text = CliRunner().invoke(cli, [*command, "--help"]).stdout
+        assert "Example" in text and not re.search(r"--results results(\s|$)", text), command
+
+
+def test_figure_options_on_the_command_line(results, tmp_path):
+    out = str(tmp_path / "f")
+    r = CliRunner().invoke(cli, ["plot", "--results", str(results), "--out", out, "--highlight", "random", "--x", "log"])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(cli, ["plot", "--results", str(results), "--out", out, "--highlight", "tome"])
+    assert r.exit_code == 2 and "--highlight 'tome': no such method in the results; they have: random" in r.stderr
+    r = CliRunner().invoke(cli, ["plot", "--results", str(results), "--out", out, "--x", "relative"])
+    assert r.exit_code == 2 and "--x relative needs the full model's record (method none)" in r.stderr

@@ -221,7 +221,9 @@ def report_pictures(specs: list[str], dataset: str, p_ratio: float, out: str | P
     """
     from tokbench.errors import UnreachableError
     from tokbench.methods import METHODS, parse_method_spec
+    from tokbench.store import output_file
 
+    output_file(out, make=False)  # a file in the way: one error now, not after running every method
     rows, captions, skipped, frames, facts = [], [], [], None, None
     for spec in specs:
         name, _ = parse_method_spec(spec)
