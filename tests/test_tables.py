@@ -133,3 +133,14 @@ def test_text_tables_and_numbers(tmp_path):
     assert [p.name for p in paths] == ["demo.csv", "demo.md", "demo.tex"]
     assert paths[0].read_text().splitlines()[1:] == ["a_b,**50.0 ± 1.0**,2.5", "x|y,–,0.3333333333"]
     assert paths[1].read_text().startswith("Demo\n\n| method |") and "[1] why" in paths[1].read_text()
+
+
+def test_cost_grid_says_which_device_each_throughput_comes_from():
+    df = cells([("none", 1.0, 1.0, 0.9), ("a", 0.5, 0.5, 0.8)]).assign(clips_per_s=[100.0, 180.0])
+    shown, _, notes = method_grid(df.assign(**{"env.device_name": "CPU A"}), "cost")
+    assert shown.set_index("method").loc["a", "P 0.5"] == "0.5 / 180" and notes == []
+    two = df.assign(**{"env.device_name": ["CPU A", "GPU B"]}, batch_size=1)
+    shown, _, notes = method_grid(two, "cost")
+    rows = shown.set_index("method")
+    assert rows.loc["none", "P 1"] == "1 / 100 (A)" and rows.loc["a", "P 0.5"] == "0.5 / 180 (B)"
+    assert notes == ["(A) clips/s measured on CPU A, batch 1", "(B) clips/s measured on GPU B, batch 1"]

@@ -312,9 +312,12 @@ def write_report(df: pd.DataFrame, out_dir: str | Path, *, source: str = "result
         lines += [f"{metric} (%) {_table_links(name + '_accuracy')}:", "", _markdown(shown), ""]
         lines += [f"- {n}" for n in _numbered(notes)] + ([""] if notes else [])
         write_table(tables, f"{name}_accuracy", shown, raw=raw, caption=f"{dataset}: {metric} (%)", notes=_numbered(notes))
-        cost, cost_raw, _ = method_grid(panel, "cost")
+        cost, cost_raw, cost_notes = method_grid(panel, "cost")
+        devices = [n for n in cost_notes if n.startswith("(")]  # which device each clips/s comes from
         lines += [f"GFLOPs per view / clips per second {_table_links(name + '_cost')}:", "", _markdown(cost), ""]
-        write_table(tables, f"{name}_cost", cost, raw=cost_raw, caption=f"{dataset}: GFLOPs per view / clips per second")
+        lines += [f"- {n}" for n in devices] + ([""] if devices else [])
+        write_table(tables, f"{name}_cost", cost, raw=cost_raw, caption=f"{dataset}: GFLOPs per view / clips per second",
+                    notes=devices)
 
     # -- provenance -------------------------------------------------------------------------
     lines += ["## Provenance", ""] + _provenance(cells, selection) + [""]

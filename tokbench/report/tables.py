@@ -228,7 +228,9 @@ def method_grid(panel: pd.DataFrame, value: str = "accuracy") -> tuple[pd.DataFr
     Args:
         panel: the dataset's records (any status; the newest record per cell is used).
         value: ``accuracy`` (percent, "± half-width" when the records have intervals; points on
-            the non-privileged Pareto front in bold) or ``cost`` ("GFLOPs / clips/s").
+            the non-privileged Pareto front in bold) or ``cost`` ("GFLOPs / clips/s"; when the
+            throughputs come from several devices or batch sizes, each says which, "(A)", with
+            a note per device).
 
     Returns:
         (display grid: a row per method, a column per P, text cells; raw grid: the same cells
@@ -247,6 +249,14 @@ def method_grid(panel: pd.DataFrame, value: str = "accuracy") -> tuple[pd.DataFr
         public = public.dropna(subset=["gflops"])
         if not public.empty:
             front = set(public.index[pareto_mask(public["gflops"], public["accuracy"]).to_numpy()])
+    devices, letters = pd.Series("", index=cells.index, dtype=object), {}
+    if value == "cost" and "clips_per_s" in cells.columns:
+        from tokbench.report.selection import speed_label
+
+        timed = cells["clips_per_s"].notna()
+        labels = speed_label(cells[timed])
+        letters = {label: chr(ord("A") + i) for i, label in enumerate(sorted(set(labels)))}
+        devices[timed] = labels.map(letters)
     ratios = sorted({float(p) for p in cells["p_ratio"].dropna()})
     columns = [f"P {p:g}" for p in ratios]
     notes: list[str] = []
@@ -279,11 +289,15 @@ def method_grid(panel: pd.DataFrame, value: str = "accuracy") -> tuple[pd.DataFr
             else:
                 gflops = r.get("gflops")
                 speed = r.get("clips_per_s")
+                timed = speed is not None and not pd.isna(speed)
+                device = f" ({devices[r.name]})" if timed and len(letters) > 1 else ""
                 shown[column] = (("–" if pd.isna(gflops) else f"{gflops:.3g}") + " / "
-                                 + ("–" if speed is None or pd.isna(speed) else f"{speed:.0f}"))
+                                 + (f"{speed:.0f}{device}" if timed else "–"))
                 numbers[column] = "" if pd.isna(gflops) else float(gflops)
         display.append(shown)
         raw.append(numbers)
+    if len(letters) > 1:  # throughputs of several devices: each says where it was measured
+        notes += [f"({letter}) clips/s measured on {label}" for label, letter in letters.items()]
     return pd.DataFrame(display, columns=["method", *columns]), pd.DataFrame(raw, columns=["method", *columns]), notes
 
 
