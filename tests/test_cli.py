@@ -366,3 +366,22 @@ def test_preview_of_a_real_dataset_needs_its_folder(tmp_path):
     assert "needs its data folder" in r.stderr and "--data-root" in r.stderr
     r = invoke("preview", "--dataset", "ssv2", "--data-root", tmp_path / "nope", "--out", tmp_path / "x.png")
     assert r.exit_code == 2 and "tokbench: error:" in r.stderr and not (tmp_path / "x.png").exists()
+
+
+def test_verbose_cards_fit_the_terminal(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    for what in ("datasets", "methods"):
+        r = invoke("ls", what, "-v")
+        assert r.exit_code == 0, r.stderr
+        lines = r.stdout.splitlines()
+        assert max(map(len, lines)) <= 80, what
+        names = [line for line in lines if line and not line.startswith(" ")]
+        assert len(names) == len(invoke("ls", what, "--format", "json").stdout.split('"name"')) - 1
+    assert "  decides:" in invoke("ls", "datasets", "-v").stdout
+
+
+def test_flops_prints_token_counts_as_integers():
+    r = invoke("flops", "--backbone", "test_tiny", "--methods", "none,random", "--p-ratio", "0.5")
+    assert r.exit_code == 0, r.stderr
+    rows = [line.split() for line in r.stdout.splitlines()[3:]]
+    assert [row[3] for row in rows] == ["32", "16"]  # not 32.0

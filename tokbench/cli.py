@@ -93,7 +93,7 @@ def cli(debug: bool, plugins: tuple[str, ...]) -> None:
     \b
     Example:
       tokbench run --backbone videomae_s --methods none,random --p-ratio 0.1:0.9
-      tokbench plot --results results --out reports
+      tokbench report                  # your own runs (results/runs) -> reports/report.html
       tokbench --plugin my_methods run --smoke --methods mine,random   # your own method
     """
     import logging
@@ -126,8 +126,10 @@ def ls_cmd(what: str, fmt: str, verbose: bool) -> None:
     listed = rows(what, brief=fmt == "table" and not verbose)
     if fmt == "json":
         click.echo(json.dumps(listed, indent=2))
+    elif verbose and what != "backbones":  # long descriptions: one card each, wrapped to the terminal
+        click.echo(cards(listed))
     else:
-        click.echo(cards(listed) if verbose else text_table(listed))
+        click.echo(text_table(listed))
 
 
 # -- train -------------------------------------------------------------------------------
@@ -625,13 +627,18 @@ def flops_cmd(backbones, methods, p_ratio, checkpoint, num_classes, fmt) -> None
         click.echo(text_table(rows))
 
 
-# -- plot --------------------------------------------------------------------------------
+# -- check, report, plot -------------------------------------------------------------------
+
+def _echo_lines(lines) -> None:
+    for line in lines:
+        click.echo(line, err=True)
+
 
 @cli.command("check")
 @click.option("--baseline", type=click.Path(path_type=Path), required=True,
               help="Folder of baseline records (e.g. results/baseline, made by 'tokbench run --smoke').")
 @click.option("--results", "results_dir", type=click.Path(path_type=Path), default=Path("results/runs"), show_default=True,
-              help="Folder (or .jsonl file) of the current records.")
+              help="Folder (or .jsonl file) of the current records; curated copies in its sub-folders are left out.")
 @click.option("--accuracy-tol", type=click.FloatRange(min=0), default=0.0, show_default=True,
               help="Largest allowed accuracy drop per cell (absolute, 0.01 = 1 point); CPU runs are deterministic.")
 @click.option("--speed-band", type=click.FloatRange(0, 1), default=0.5, show_default=True,
@@ -647,7 +654,8 @@ def check_cmd(baseline, results_dir, accuracy_tol, speed_band, no_speed, out, up
     FLOPs, parameters and tokens must match exactly; accuracy may not drop by more than
     --accuracy-tol; throughput is compared only on the same device. A baseline cell with no
     current record is a regression; new cells are counted. Prints a Markdown table of the
-    differences; exit status 1 on a regression, 0 otherwise.
+    differences, then (on stderr) which runs, devices and revisions each side holds; exit
+    status 1 on a regression, 0 otherwise.
 
     \b
     Example (what .ci/run does):
@@ -657,7 +665,8 @@ def check_cmd(baseline, results_dir, accuracy_tol, speed_band, no_speed, out, up
       tokbench check --baseline results/baseline --results /tmp/now --update --prune   # ... and drop cells not run
     """
     from tokbench.report.check import compare, markdown, write_baseline
-    from tokbench.store import load_records, output_file, output_folder
+    from tokbench.report.selection import select_records
+    from tokbench.store import output_file, output_folder
 
     if out is not None:
         output_file(out, "--out", suffix=".md", make=False)
@@ -665,17 +674,18 @@ def check_cmd(baseline, results_dir, accuracy_tol, speed_band, no_speed, out, up
         raise TokbenchError("--prune only applies with --update")
     if update:
         output_folder(baseline, "--baseline", make=False)
-    current = load_records(results_dir)
+    current, described = select_records(results_dir)
     if not current:
         raise TokbenchError(f"no records under --results {results_dir}: run 'tokbench run' first")
     if update:
         target, written, carried = write_baseline(baseline, current, results=results_dir, prune=prune)
         kept = f" (and {carried} cells of the old baseline that the results do not have)" if carried else ""
         click.echo(f"wrote {written} baseline cells to {target}{kept}")
+        _echo_lines(["current: " + line if i == 0 else line for i, line in enumerate(described)])
         return 0
     if not baseline.exists():
         raise TokbenchError(f"--baseline {baseline}: no such folder (make one with --update)")
-    reference = load_records(baseline)
+    reference, base_described = select_records(baseline)
     if not reference:
         raise TokbenchError(f"no records under --baseline {baseline}")
     findings, counts = compare(reference, current, accuracy_tol=accuracy_tol,
@@ -684,13 +694,17 @@ def check_cmd(baseline, results_dir, accuracy_tol, speed_band, no_speed, out, up
     click.echo(report, nl=False)
     if out is not None:
         output_file(out, "--out", suffix=".md").write_text(report)
+    for side, lines in (("baseline", base_described), ("current", described)):
+        _echo_lines([f"{side}: {line}" if i == 0 else line for i, line in enumerate(lines)])
     return 1 if counts["regressions"] else 0
 
 
 _results_option = click.option(
-    "--results", "results_dir", type=click.Path(path_type=Path), default=Path("results/runs"), show_default=True,
-    help="Results folder (searched recursively for *.jsonl) or one file; the default holds your own runs "
-         "(results/synthetic: the committed default run).")
+    "--results", "results_dirs", type=click.Path(path_type=Path), multiple=True, default=[Path("results/runs")],
+    show_default=True,
+    help="Results folder (searched recursively for *.jsonl) or file; repeatable. The default holds your own runs. "
+         "Under a folder, curated copies in sub-folders other than runs/ (results/synthetic, results/baseline under "
+         "results) are left out: name them to use them.")
 
 
 def _result_filters(func):
@@ -700,23 +714,39 @@ def _result_filters(func):
         click.option("--methods", "methods_", default=None, help="Only these methods (registered names, comma-separated)."),
         click.option("--protocol", default=None, help="Only this protocol (eval, lp or ft)."),
         click.option("--backbone", default=None, help="Only these backbones (comma-separated)."),
+        click.option("--run", "runs", default=None,
+                     help="Only these runs: run ids or unique prefixes (comma-separated), or 'latest'."),
+        click.option("--clips", default=None, help="Only accuracy cells evaluated on this many clips (comma-separated); "
+                                                   "needed when a dataset mixes clip counts."),
+        click.option("--speed-device", default=None,
+                     help="Only throughput measured on this device (its name as printed, e.g. 'AMD EPYC'); the other "
+                          "records keep their accuracy and FLOPs."),
     ]):
         func = option(func)
     return func
 
 
-def _filtered_results(results_dir: Path, datasets, methods_, protocol, backbone):
-    from tokbench.report.pareto import filter_results
-    from tokbench.store import load_results
+def _figure_options(func):
+    """How the figures look (plot, report)."""
+    for option in reversed([
+        click.option("--x", "x_axis", type=click.Choice(["gflops", "relative", "log"]), default="gflops",
+                     show_default=True, help="GFLOPs axis: linear, relative (% of the full model's GFLOPs) or log."),
+        click.option("--highlight", default=None,
+                     help="Methods to draw in colour (names or specs, comma-separated); the others grey."),
+    ]):
+        func = option(func)
+    return func
 
-    if not results_dir.exists():
-        raise TokbenchError(f"results not found: {results_dir}")
-    df = load_results(results_dir)
-    if {"cell_id", "created_utc"} <= set(df.columns) and df["cell_id"].duplicated().any():
-        # A cell measured twice (a --retry-failed re-run, copies of one file): its newest record.
-        newest = df.sort_values("created_utc", kind="stable").drop_duplicates("cell_id", keep="last").index
-        df = df.loc[sorted(newest)]
-    return filter_results(df, dataset=_split(datasets) if datasets else None,
+
+def _select(results_dirs, datasets, methods_, protocol, backbone, runs, clips, speed_device):
+    from tokbench.report.selection import select_results
+
+    try:
+        clip_counts = [int(c) for c in _split(clips)] if clips else None
+    except ValueError:
+        raise TokbenchError(f"--clips {clips!r}: give whole numbers, e.g. --clips 500") from None
+    return select_results(list(results_dirs), runs=_split(runs) if runs else None, clips=clip_counts,
+                          speed_device=speed_device, dataset=_split(datasets) if datasets else None,
                           method=_split(methods_) if methods_ else None, protocol=(protocol,) if protocol else None,
                           backbone=_split(backbone) if backbone else None)
 
@@ -724,79 +754,51 @@ def _filtered_results(results_dir: Path, datasets, methods_, protocol, backbone)
 @cli.command("report")
 @_results_option
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("reports"), show_default=True,
-              help="Where to write report.md and its figures.")
+              help="Where to write report.md, report.html, their figures and tables/.")
 @_result_filters
+@_figure_options
+@click.option("--budgets", default="10,30,50", show_default=True,
+              help="Leaderboard budgets: percents of the full model's GFLOPs (comma-separated).")
 @click.option("--viz/--no-viz", default=True, show_default=True,
-              help="Draw one selection picture per method (tokbench viz) on a clip of --viz-dataset.")
+              help="Draw what each method keeps (tokbench viz) on a clip of --viz-dataset, as one grid.")
 @click.option("--viz-dataset", default=None,
               help="Synthetic dataset of the pictures [default: synth-gesture if reported, else the first].")
 @click.option("--viz-p-ratio", type=click.FloatRange(0, 1, min_open=True), default=0.5, show_default=True,
               help="P-Ratio of the pictures (0.5 is reachable by every built-in method on the zoo models).")
-def report_cmd(results_dir: Path, out_dir: Path, datasets, methods_, protocol, backbone, viz, viz_dataset,
-               viz_p_ratio) -> None:
+def report_cmd(results_dirs, out_dir: Path, datasets, methods_, protocol, backbone, runs, clips, speed_device, x_axis,
+               highlight, budgets, viz, viz_dataset, viz_p_ratio) -> None:
     """Write a report as Markdown (report.md) and as one self-contained HTML page
-    (report.html, figures embedded): the figures, which method Pareto-dominates which (the
-    papers' "A Pareto-dominates B on 4 of 6 panels"), speedup at equal accuracy against the
-    full model, a picture per method of the tokens it keeps on one clip, per-dataset tables
-    (accuracy, GFLOPs, clips/s, tokens, Pareto membership) and the environment of the runs.
+    (report.html, figures embedded): contents, the figures, a leaderboard (the best method
+    at 10/30/50 % of the full model's GFLOPs, ties stated), which method Pareto-dominates
+    which, speedup at equal accuracy, a grid of what each method keeps on one clip, a
+    section per dataset (its figure, method x P tables of accuracy and cost, unreachable
+    cells with their reason) and the provenance (runs, commands, clips, seeds, devices,
+    revisions). Every table is also written as CSV, Markdown and LaTeX under OUT/tables.
+    Prints which records were used (stderr).
 
     \b
     Example:
-      tokbench report --results results --out reports
+      tokbench report                                    # your own runs (results/runs) -> reports/
       tokbench report --results results/synthetic --out reports/synthetic   # the committed report
+      tokbench report --highlight lookwhen,lite --x relative --budgets 10,25,50
     """
     from tokbench.report.document import write_report
+    from tokbench.viz import report_grid
 
-    df = _filtered_results(results_dir, datasets, methods_, protocol, backbone)
-    pictures, note = _report_pictures(df, out_dir, viz_dataset, viz_p_ratio) if viz else ([], None)
-    path = write_report(df, out_dir, source=str(results_dir), pictures=pictures, picture_note=note)
+    try:
+        shares = tuple(float(b) for b in _split(budgets))
+    except ValueError:
+        raise TokbenchError(f"--budgets {budgets!r}: give percents, e.g. 10,30,50") from None
+    selection = _select(results_dirs, datasets, methods_, protocol, backbone, runs, clips, speed_device)
+    picture, captions, note = (report_grid(selection.frame, out_dir, dataset=viz_dataset, p_ratio=viz_p_ratio,
+                                           progress=lambda line: click.echo(f"viz: {line}", err=True))
+                               if viz else (None, [], None))
+    path = write_report(selection.frame, out_dir, source=", ".join(map(str, results_dirs)), selection=selection,
+                        picture=picture, picture_captions=captions, picture_note=note, budgets=shares, x=x_axis,
+                        highlight=_split(highlight) if highlight else ())
     click.echo(str(path))
     click.echo(str(path.with_suffix(".html")))
-
-
-def _report_pictures(df, out_dir: Path, dataset: str | None, p_ratio: float) -> tuple[list, str | None]:
-    """``tokbench viz`` for every reported method on clip 0 of a synthetic dataset (the
-    pictures need the model, which only the zoo provides offline)."""
-    import re
-
-    from tokbench.errors import UnreachableError
-    from tokbench.methods import METHODS, parse_method_spec
-    from tokbench.viz import caption, draw, select_on_clip
-    from tokbench.zoo import zoo_datasets
-
-    reported = sorted(df["dataset"].dropna().unique()) if "dataset" in df else []
-    zoo = set(zoo_datasets())
-    if dataset is not None:
-        from tokbench.data import DATASETS
-
-        dataset = DATASETS.canonical(dataset)  # an unknown name: did-you-mean, exit 2
-    if dataset is None:
-        dataset = "synth-gesture" if "synth-gesture" in reported else next((d for d in reported if d in zoo), None)
-    if dataset is None or dataset not in zoo:
-        return [], ("No selection pictures: they run the model, and only the synthetic suite's zoo models are "
-                    "found offline; draw one with 'tokbench viz --checkpoint ...'.")
-    ok = df[(df["status"] == "ok")] if "status" in df else df
-    pictures, skipped = [], []
-    specs = sorted(set(ok["method_id"].dropna()))
-    for spec in specs:
-        name, _ = parse_method_spec(spec)
-        if name not in METHODS or not METHODS.get(name).uses_p_ratio:
-            continue  # the full model keeps everything; an unloaded plug-in cannot run
-        try:
-            frames, selection, facts = select_on_clip(spec, p_ratio, dataset, checkpoint="zoo")
-        except UnreachableError:
-            skipped.append(spec)
-            continue
-        text = caption(facts, selection, dataset=dataset, p_ratio=p_ratio)
-        slug = re.sub(r"[^A-Za-z0-9+]+", "-", spec).strip("-").lower()  # lite++ stays apart from lite
-        pictures.append((draw(frames, selection, out_dir / f"viz_{slug}.png", patch=facts["patch"], title=text), text))
-        click.echo(f"viz: {text}", err=True)
-    note = (f"Clip 0 of {dataset} at P = {p_ratio:g} (`tokbench viz --method M --dataset {dataset} --p-ratio "
-            f"{p_ratio:g}`): top row the frames (one per tubelet), bottom row the tokens after the last block, "
-            "dropped ones faded, merge groups in their mean colour.")
-    if skipped:
-        note += f" Not drawn (P = {p_ratio:g} unreachable): {', '.join(skipped)}."
-    return pictures, note
+    _echo_lines(selection.describe())
 
 
 @cli.command("plot")
@@ -804,32 +806,30 @@ def _report_pictures(df, out_dir: Path, dataset: str | None, p_ratio: float) -> 
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("reports"), show_default=True,
               help="Where to write the figures (PNG and PDF).")
 @_result_filters
-def plot_cmd(results_dir: Path, out_dir: Path, datasets, methods_, protocol, backbone) -> None:
+@_figure_options
+def plot_cmd(results_dirs, out_dir: Path, datasets, methods_, protocol, backbone, runs, clips, speed_device, x_axis,
+             highlight) -> None:
     """Draw accuracy vs GFLOPs and accuracy vs throughput (a panel per dataset) and
     throughput vs GFLOPs (per backbone): a line per method through its P-Ratio points, the
     full model as a star, privileged methods (the oracle) dashed, each panel's Pareto front
-    in grey. PNG and PDF. Filters pick a subset of the results.
+    in grey, error bars where the records have intervals. Throughput figures are made per
+    device. PNG and PDF, sized for a paper. Filters pick a subset of the results; prints
+    which records were used (stderr).
 
     \b
     Example:
-      tokbench plot --results results --out reports
+      tokbench plot --out reports                        # your own runs (results/runs)
       tokbench plot --methods lookwhen,lite,random,none --datasets synth-gesture,synth-motion
+      tokbench plot --results results/synthetic --highlight lookwhen,rlt --x relative
     """
-    from tokbench.report.plots import plot_accuracy_vs_gflops, plot_accuracy_vs_throughput, plot_throughput_vs_gflops
+    from tokbench.report.plots import plot_all
     from tokbench.store import output_folder
 
     output_folder(out_dir, "--out", make=False)
-    df = _filtered_results(results_dir, datasets, methods_, protocol, backbone)
-    paths, problems = [], []
-    for plot in (plot_accuracy_vs_gflops, plot_accuracy_vs_throughput, plot_throughput_vs_gflops):
-        try:
-            paths += plot(df, out_dir)
-        except TokbenchError as e:
-            problems.append(str(e))
-    if not paths:
-        raise TokbenchError("; ".join(problems))
-    for path in paths:
+    selection = _select(results_dirs, datasets, methods_, protocol, backbone, runs, clips, speed_device)
+    for path in plot_all(selection.frame, out_dir, x=x_axis, highlight=_split(highlight) if highlight else ()):
         click.echo(str(path))
+    _echo_lines(selection.describe())
 
 
 def main() -> None:

@@ -2,7 +2,7 @@
 
 Input rows are records with ``status == "ok"``, a ``dataset`` (a panel), a ``method``, its
 ``p_ratio``, ``gflops``, ``clips_per_s`` and the headline ``accuracy`` (see
-:func:`tokbench.report.plots.with_headline_accuracy`).
+:func:`tokbench.report.tables.headline_accuracy`).
 """
 
 from __future__ import annotations

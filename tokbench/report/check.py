@@ -54,15 +54,13 @@ class Finding:
 
 
 def latest_by_cell(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """The newest record of each ``cell_id`` (by ``created_utc``, then file order)."""
-    out: dict[str, dict[str, Any]] = {}
-    for record in records:
-        key = record.get("cell_id")
-        if key is None:
-            continue
-        if key not in out or str(record.get("created_utc", "")) >= str(out[key].get("created_utc", "")):
-            out[key] = record
-    return out
+    """The newest record of each ``cell_id`` (by ``created_utc``, then file order; the rule of
+    :func:`tokbench.report.selection.newest_positions`, which plot and report use too)."""
+    from tokbench.report.selection import newest_positions
+
+    cells = [r.get("cell_id") for r in records]
+    keep = newest_positions(cells, [r.get("created_utc") for r in records])
+    return {cells[i]: records[i] for i in keep if cells[i] is not None}
 
 
 def _label(record: dict[str, Any]) -> str:

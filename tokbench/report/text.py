@@ -1,11 +1,13 @@
-"""Plain-text tables for the terminal (``tokbench ls``, the run summary, ``flops``)."""
+"""Text for a terminal: rows as a table (``tokbench ls``, the run summary, ``flops``) or as
+cards wrapped to a width (``tokbench ls ... -v``). No torch."""
 
 from __future__ import annotations
 
 import shutil
 import textwrap
+from collections.abc import Sequence
 
-__all__ = ["text_table", "cards"]
+__all__ = ["cards", "terminal_width", "text_table"]
 
 
 def text_table(rows: list[dict]) -> str:
@@ -19,19 +21,25 @@ def text_table(rows: list[dict]) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
-def cards(rows: list[dict], *, width: int | None = None) -> str:
-    """One block per row, ``key: value`` lines wrapped to the terminal width (long texts such
-    as a dataset's notes stay readable; a table of them would be one 1,300-character line)."""
-    width = width or shutil.get_terminal_size((100, 24)).columns
+def terminal_width(default: int = 100) -> int:
+    """The terminal's width in characters (``COLUMNS`` first; ``default`` when not a terminal),
+    at least 40."""
+    return max(40, shutil.get_terminal_size((default, 24)).columns)
+
+
+def cards(rows: Sequence[dict], *, width: int | None = None, title: str = "name") -> str:
+    """One card per row: its ``title`` field on a line, then ``key: value`` lines wrapped to
+    ``width`` (continuations indented under the value). Empty values are left out."""
+    from tokbench.report.tables import number_text
+
+    width = width or terminal_width()
     blocks = []
     for row in rows:
-        keys = [k for k in row if k != "name"]
-        pad = max((len(k) for k in keys), default=0) + 2
-        lines = [str(row.get("name", ""))]
+        lines = [str(row.get(title, ""))]
+        keys = [k for k in row if k != title and number_text(row[k]) != ""]
+        pad = max((len(k) for k in keys), default=0) + 4
         for key in keys:
-            text = str(row[key]) if row[key] not in (None, "") else "–"
-            wrapped = textwrap.wrap(text, max(20, width - pad - 2)) or [""]
-            lines.append(f"  {key + ':':<{pad}}{wrapped[0]}")
-            lines += [" " * (pad + 2) + more for more in wrapped[1:]]
+            lines += textwrap.wrap(number_text(row[key]), width=width, initial_indent=f"  {key}:".ljust(pad),
+                                   subsequent_indent=" " * pad, break_on_hyphens=False) or [f"  {key}:"]
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
