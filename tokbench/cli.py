@@ -9,6 +9,7 @@ and ``plot`` never imports torch.
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 import warnings
 from pathlib import Path
@@ -446,7 +447,9 @@ def _launcher_options(func):
               help="Evaluate only the first N videos (all of them in a smaller split).")
 @click.option("--eval-batch-size", type=click.IntRange(min=1), default=None,
               help="Videos per accuracy batch [default: 64 on the synthetic suite's tiny clips, else 8].")
-@click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True, help="DataLoader worker processes.")
+@click.option("--workers", type=click.IntRange(min=0), default=None,
+              help="DataLoader worker processes that decode videos [default: none for the synthetic suite; for a real "
+                   "dataset one per CPU but one, at most 8].")
 @click.option("--metrics", default=None,
               help="What to measure: accuracy, flops, throughput [default: all three with --dataset, else flops,throughput].")
 @click.option("--protocol", type=click.Choice(["eval", "lp", "ft"]), default="eval", show_default=True,
@@ -524,7 +527,7 @@ def run_cmd(backbones, methods, p_ratio, checkpoint, num_classes, datasets, data
         device=device, dtype=dtype, batch_size=batch_size, seed=seed, num_classes=num_classes, split=split,
         data_root=str(data_root) if data_root else None, num_workers=workers, protocol=protocol, compile=compile_,
         eval_protocol=eval_protocol, eval_views=_parse_views(eval_views), eval_stride=eval_stride,
-        eval_aggregation=eval_aggregation)
+        eval_aggregation=eval_aggregation, command=shlex.join(["tokbench", *sys.argv[1:]]))
     for note in resolved.notes:
         click.echo(f"note: {note}", err=True)
     sweep = resolved.sweep
@@ -553,8 +556,14 @@ def run_cmd(backbones, methods, p_ratio, checkpoint, num_classes, datasets, data
         data = f"{', '.join(d for d in sweep.datasets if d)} x " if sweep.datasets != (None,) else ""
         click.echo(f"tokbench run: {len(cells)} cells ({data}{', '.join(sweep.backbones)} x {len(sweep.methods)} methods "
                    f"x {len(sweep.p_ratios)} P-Ratios), metrics {', '.join(sweep.metrics)}", err=True)
+    from tokbench.report.progress import RunProgress
+
+    progress = RunProgress()
     with process_group_session():
-        result = run_sweep(sweep, results_dir=results_dir, retry_failed=retry_failed, progress=_progress, cells=cells)
+        try:
+            result = run_sweep(sweep, results_dir=results_dir, retry_failed=retry_failed, progress=progress, cells=cells)
+        finally:
+            progress.close()
     if result.skipped:
         click.echo(f"skipped {result.skipped} cells already in {results_dir} (resume)", err=True)
     if result.claimed:
@@ -562,6 +571,14 @@ def run_cmd(backbones, methods, p_ratio, checkpoint, num_classes, datasets, data
                    "(run this command again once it is done to measure any it did not finish)", err=True)
     if result.path:
         click.echo(f"wrote {len(result.records)} records to {result.path}", err=True)
+    if not result.records and result.skipped:  # nothing left to measure: show what is stored
+        from tokbench.report.check import latest_by_cell
+        from tokbench.store import load_records
+
+        keys = {c.key for c in cells}
+        stored = [r for r in latest_by_cell(load_records(results_dir / "runs")).values() if r["cell_id"] in keys]
+        if stored:
+            click.echo(run_summary(stored))
     if result.records:
         click.echo(run_summary(result.records))
         if speed_warning(result.records):
@@ -576,15 +593,6 @@ def _parse_views(text: str | None) -> tuple[int, int] | None:
     if len(parts) != 2 or not all(p.strip().isdigit() and int(p) >= 1 for p in parts):
         raise TokbenchError(f"--eval-views {text!r}: give temporal clips x spatial crops, e.g. 5x3 or 2x3")
     return int(parts[0]), int(parts[1])
-
-
-def _progress(cells):
-    from tqdm import tqdm
-
-    bar = tqdm(cells, desc="cells", unit="cell", disable=None, file=sys.stderr)
-    for cell in bar:
-        bar.set_postfix_str(f"{cell.backbone} {cell.method_id} P={cell.p_ratio:g}")
-        yield cell
 
 
 # -- flops -------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from typing import Any
 import torch
 
 from tokbench.data.base import DataError
+from tokbench.data.batching import ItemsAt
 from tokbench.errors import UnreachableError
 
 __all__ = ["is_main_process", "process_group_session", "World", "SINGLE", "world_from_env", "shard", "Shard"]
@@ -135,23 +136,14 @@ def world_from_env(device: torch.device) -> World:
     return World(rank=rank, size=size, local_rank=local_rank, backend=backend)
 
 
-class Shard:
+class Shard(ItemsAt):
     """Items ``rank, rank + size, ...`` of ``dataset``; every other attribute (``card``,
     ``views``, ``num_verbs``, ...) is the dataset's. Items keep their own ``index``."""
 
     def __init__(self, dataset, rank: int, size: int) -> None:
-        self.dataset, self.positions = dataset, range(rank, len(dataset), size)
         # Videos the dataset could not find are reported once, by rank 0.
-        self.missing = list(getattr(dataset, "missing", [])) if rank == 0 else []
-
-    def __len__(self) -> int:
-        return len(self.positions)
-
-    def __getitem__(self, i: int):
-        return self.dataset[self.positions[i]]
-
-    def __getattr__(self, name: str):
-        return getattr(self.dataset, name)
+        super().__init__(dataset, range(rank, len(dataset), size),
+                         missing=list(getattr(dataset, "missing", [])) if rank == 0 else [])
 
     def __repr__(self) -> str:
         return f"Shard({self.dataset!r}, {self.positions.start} of every {self.positions.step})"

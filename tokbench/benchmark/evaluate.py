@@ -34,7 +34,7 @@ from tokbench.methods import build_method
 from tokbench.methods.base import Method
 
 __all__ = ["Accuracy", "Predictions", "aggregation_of", "evaluate", "head_size", "merge_predictions", "predict", "score",
-           "scored", "stored_labels", "slice_check", "CHECK_CLIPS"]
+           "scored", "stored_labels", "slice_check", "CHECK_CLIPS", "predict_batch", "from_store"]
 
 
 @dataclass
@@ -149,45 +149,53 @@ def predict(
     """View-merged scores of every readable item of ``dataset`` (arguments as for
     :func:`evaluate`); empty when nothing could be read (an empty shard)."""
     device = device or next(model.parameters()).device
-    task = dataset.card.task
-    views = getattr(dataset, "views", 1)
-    how = aggregation_of(dataset)
-    groups = (dataset.num_verbs, dataset.num_nouns) if task == "verb_noun" else None  # each head softmaxed alone
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
                         collate_fn=collate_clips)
-    autocast = torch.autocast(device.type, dtype=DTYPES[dtype]) if dtype != "fp32" else contextlib.nullcontext()
     parts: list[Predictions] = []
     skipped = list(getattr(dataset, "missing", []))
-    batches = progress(loader) if progress else loader
-    with torch.inference_mode(), autocast:
-        for batch in batches:
-            skipped += batch["skipped"]
-            if batch["video"] is None:
-                continue
-            video = batch["video"].to(device)
-            if views > 1:  # (B, V, C, T, H, W) -> (B * V, C, T, H, W), video-major
-                video = video.flatten(0, 1)
-            ids = (batch["index"][:, None] * views + torch.arange(views)).flatten().to(device)
-            labels_in = None
-            if method.privileged:  # LITE's oracle reads the true classes, as (B, outputs) weights
-                labels_in = target_weights(task, batch["label"], model.config.num_classes,
-                                           num_verbs=getattr(dataset, "num_verbs", None),
-                                           verbs=batch.get("verb"), nouns=batch.get("noun"))
-                labels_in = labels_in.repeat_interleave(views, dim=0).to(device)
-            out = model(video, method, clip_ids=ids, labels=labels_in).float()
-            merged = merge_views(out, views, how, groups=groups).cpu().half().float()  # as stored (float16)
-            part = Predictions(logits=merged, labels=batch["label"], index=batch["index"],
-                               verbs=batch.get("verb") if task == "verb_noun" else None,
-                               nouns=batch.get("noun") if task == "verb_noun" else None, ids=list(batch["id"]))
-            if on_batch is not None:
-                on_batch(part)
-            parts.append(part)
+    for batch in progress(loader) if progress else loader:
+        skipped += batch["skipped"]
+        if batch["video"] is None:
+            continue
+        part = predict_batch(model, method, batch, dataset, device=device, dtype=dtype)
+        if on_batch is not None:
+            on_batch(part)
+        parts.append(part)
     if not parts:  # an empty shard (fewer videos than ranks), or nothing readable
         return Predictions(logits=torch.zeros(0, 0), labels=torch.zeros(0), index=torch.zeros(0, dtype=torch.long),
                            skipped=skipped)
     merged = merge_predictions(parts)
     merged.skipped = skipped
     return merged
+
+
+def predict_batch(model: VideoViT, method: Method, batch: dict[str, Any], dataset, *, device: torch.device,
+                  dtype: str = "fp32") -> Predictions:
+    """One collated batch (:func:`~tokbench.data.batching.collate_clips`, every video readable)
+    through ``model`` running ``method``: each video's views merged as ``dataset``'s protocol
+    says, rounded to float16 as the predictions store keeps them. Clip ids are
+    ``index * V + view``, so a per-clip seeded method draws the same tokens for a clip in any
+    batch; a privileged method receives the true classes."""
+    task = dataset.card.task
+    views = getattr(dataset, "views", 1)
+    groups = (dataset.num_verbs, dataset.num_nouns) if task == "verb_noun" else None  # each head softmaxed alone
+    autocast = torch.autocast(device.type, dtype=DTYPES[dtype]) if dtype != "fp32" else contextlib.nullcontext()
+    video = batch["video"].to(device, non_blocking=True)
+    if views > 1:  # (B, V, C, T, H, W) -> (B * V, C, T, H, W), video-major
+        video = video.flatten(0, 1)
+    ids = (batch["index"][:, None] * views + torch.arange(views)).flatten().to(device)
+    labels_in = None
+    if method.privileged:  # LITE's oracle reads the true classes, as (B, outputs) weights
+        labels_in = target_weights(task, batch["label"], model.config.num_classes,
+                                   num_verbs=getattr(dataset, "num_verbs", None),
+                                   verbs=batch.get("verb"), nouns=batch.get("noun"))
+        labels_in = labels_in.repeat_interleave(views, dim=0).to(device)
+    with torch.inference_mode(), autocast:
+        out = model(video, method, clip_ids=ids, labels=labels_in).float()
+    merged = merge_views(out, views, aggregation_of(dataset), groups=groups).cpu().half().float()
+    return Predictions(logits=merged, labels=batch["label"], index=batch["index"],
+                       verbs=batch.get("verb") if task == "verb_noun" else None,
+                       nouns=batch.get("noun") if task == "verb_noun" else None, ids=list(batch["id"]))
 
 
 def stored_labels(pred: Predictions, task: str) -> list:
@@ -198,6 +206,28 @@ def stored_labels(pred: Predictions, task: str) -> list:
     if task == "multilabel":
         return [torch.nonzero(row > 0.5).flatten().tolist() for row in pred.labels]
     return [int(x) for x in pred.labels.tolist()]
+
+
+def from_store(stored, dataset, *, skipped: list[str] | None = None) -> Predictions:
+    """A cell's stored predictions (:class:`tokbench.predictions.Predictions`) as the
+    :class:`Predictions` that :func:`score` takes: the same float16 scores, labels decoded
+    from the store's JSON (:func:`stored_labels` is the inverse)."""
+    task = dataset.card.task
+    logits = torch.from_numpy(stored.scores.astype("float32"))
+    index = torch.from_numpy(stored.index.astype("int64"))
+    verbs = nouns = None
+    if task == "verb_noun":
+        verbs = torch.tensor([v for v, _ in stored.label], dtype=torch.long)
+        nouns = torch.tensor([n for _, n in stored.label], dtype=torch.long)
+        labels = verbs * 1000 + nouns  # the action id (EPIC's convention); scoring reads verbs and nouns
+    elif task == "multilabel":
+        labels = torch.zeros(len(stored.label), logits.shape[1])
+        for i, present in enumerate(stored.label):
+            labels[i, present] = 1.0
+    else:
+        labels = torch.tensor(stored.label, dtype=torch.long)
+    return Predictions(logits=logits, labels=labels, index=index, verbs=verbs, nouns=nouns,
+                       skipped=list(skipped or []), ids=list(stored.clip_id))
 
 
 def scored(pred: Predictions, dataset) -> Scored:
