@@ -31,8 +31,8 @@ def test_written_batches_read_back_identical(tmp_path):
     pred = read_predictions(tmp_path, CELL)
     assert pred.index.tolist() == [0, 1, 2, 3, 4]
     assert pred.clip_id == [f"clip{i}" for i in range(5)] and pred.label == [0, 1, 2, 3, 0]
-    expected = np.concatenate([b[3] for b in batches]).astype(np.float16)
-    assert pred.scores.dtype == np.float16 and np.array_equal(pred.scores, expected)
+    expected = np.concatenate([b[3] for b in batches]).astype(np.float32)
+    assert pred.scores.dtype == np.float32 and np.array_equal(pred.scores, expected)
     frame = pred.to_frame()
     assert list(frame.columns) == ["index", "clip_id", "label", "score_0", "score_1", "score_2", "score_3"]
     assert len(frame) == 5
@@ -92,7 +92,7 @@ def test_a_resumed_cell_is_the_union_of_its_runs(tmp_path):
         writer.append(*_batch(0, 1))  # a clip stored again is kept once, as first stored
     pred = read_predictions(tmp_path, CELL)
     assert pred.index.tolist() == [0, 1, 2, 3]
-    assert np.array_equal(pred.scores[0], _batch(0, 2)[3][0].astype(np.float16))
+    assert np.array_equal(pred.scores[0], _batch(0, 2)[3][0].astype(np.float32))
 
 
 def test_errors(tmp_path):

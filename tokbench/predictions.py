@@ -1,7 +1,8 @@
 """Per-clip predictions of accuracy cells: what each evaluated clip produced, append-only.
 
 Every accuracy cell keeps, beside its record, one row per evaluated video: its index in the
-split, its clip id, its label(s) and its view-merged class scores (float16). Any metric can be
+split, its clip id, its label(s) and its view-merged class scores (float32, as the model made them:
+no rounding may flip a near-tie between what is scored and what is stored). Any metric can be
 recomputed, bootstrapped or re-scored from them without running the model again; the record's
 accuracy metrics are computed from exactly these rows, so recomputing them gives the record's
 numbers to the last digit.
@@ -12,16 +13,16 @@ sequence of frames, one per evaluated batch, appended and fsynced as the batch i
 
     b"TBP1" | uint32 header bytes H | uint32 payload bytes P | uint32 crc32(header + payload)
     header: JSON {"index": [...], "clip_id": [...], "label": [...], "rows": n, "classes": K}
-    payload: n x K little-endian float16 scores, row-major
+    payload: n x K little-endian float32 scores, row-major
 
 A frame is complete or it is not there: a file cut short by a kill ends in a partial frame,
 which readers drop (``PredictionWarning``), as they do a frame whose checksum fails. Labels
 are JSON per clip: an integer class (single-label), a list of class ids (multi-label), or
 ``[verb, noun]`` (verb+noun; scores are the verb block then the noun block).
 
-Size: 2 bytes per class per clip plus ~30 bytes of header per clip (index, id, label):
-Kinetics-400 val (19,881 clips x 400 classes) ~16.5 MB per cell, SSv2 val (24,777 x 174)
-~9.4 MB, a synthetic cell (500 x 10) ~25 kB.
+Size: 4 bytes per class per clip plus ~30 bytes of header per clip (index, id, label):
+Kinetics-400 val (19,881 clips x 400 classes) ~32 MB per cell, SSv2 val (24,777 x 174)
+~18 MB, a synthetic cell (500 x 10) ~35 kB.
 
 This module imports numpy only (no torch, no tokbench modules above the store).
 """
@@ -82,8 +83,8 @@ class PredictionWriter:
 
     def append(self, index: Sequence[int], clip_ids: Sequence[str], labels: Sequence[Any], scores: np.ndarray) -> None:
         """One batch: ``index`` (n,) positions in the split, ``clip_ids`` (n,), ``labels`` (n,)
-        JSON-able labels, ``scores`` (n, K) view-merged class scores (stored as float16)."""
-        scores = np.ascontiguousarray(np.asarray(scores, dtype="<f2"))
+        JSON-able labels, ``scores`` (n, K) view-merged class scores (stored as float32)."""
+        scores = np.ascontiguousarray(np.asarray(scores, dtype="<f4"))
         n = len(index)
         if scores.ndim != 2 or scores.shape[0] != n or len(clip_ids) != n or len(labels) != n:
             raise ValueError(f"a batch of {n} clips needs {n} ids, labels and score rows; got {len(clip_ids)}, "
@@ -121,7 +122,7 @@ class Predictions:
         index: (n,) int64 positions in the evaluated split.
         clip_id: n clip ids.
         label: n labels (int, list of ints, or [verb, noun]).
-        scores: (n, K) float16 view-merged class scores.
+        scores: (n, K) float32 view-merged class scores.
     """
 
     index: np.ndarray
@@ -166,7 +167,7 @@ def _frames(path: Path):
                           stacklevel=3)
             continue
         header = json.loads(body[:h])
-        scores = np.frombuffer(body[h:], dtype="<f2").reshape(header["rows"], header["classes"])
+        scores = np.frombuffer(body[h:], dtype="<f4").reshape(header["rows"], header["classes"])
         yield header, scores
 
 
@@ -192,7 +193,7 @@ def read_predictions(results_dir: str | Path, cell_id: str, *, files: Sequence[P
     order = sorted(rows)
     return Predictions(index=np.asarray(order, dtype=np.int64), clip_id=[rows[i][0] for i in order],
                        label=[rows[i][1] for i in order],
-                       scores=np.stack([rows[i][2] for i in order]).astype("<f2", copy=False).reshape(len(order), classes))
+                       scores=np.stack([rows[i][2] for i in order]).astype("<f4", copy=False).reshape(len(order), classes))
 
 
 def load_predictions(results: str | Path, cell_id: str) -> Predictions:

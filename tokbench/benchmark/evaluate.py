@@ -74,8 +74,8 @@ class Predictions:
         skipped: ids of videos that could not be read.
         ids: (n,) the videos' clip ids.
 
-    The merged scores are rounded to float16 where they are made: the predictions store
-    keeps float16, and every metric is computed from exactly what is stored.
+    The merged scores are float32, as the predictions store keeps them: every metric is
+    computed from exactly what is stored.
     """
 
     logits: torch.Tensor
@@ -173,7 +173,7 @@ def predict_batch(model: VideoViT, method: Method, batch: dict[str, Any], datase
                   dtype: str = "fp32") -> Predictions:
     """One collated batch (:func:`~tokbench.data.batching.collate_clips`, every video readable)
     through ``model`` running ``method``: each video's views merged as ``dataset``'s protocol
-    says, rounded to float16 as the predictions store keeps them. Clip ids are
+    says (float32, as the predictions store keeps them). Clip ids are
     ``index * V + view``, so a per-clip seeded method draws the same tokens for a clip in any
     batch; a privileged method receives the true classes."""
     task = dataset.card.task
@@ -192,7 +192,7 @@ def predict_batch(model: VideoViT, method: Method, batch: dict[str, Any], datase
         labels_in = labels_in.repeat_interleave(views, dim=0).to(device)
     with torch.inference_mode(), autocast:
         out = model(video, method, clip_ids=ids, labels=labels_in).float()
-    merged = merge_views(out, views, aggregation_of(dataset), groups=groups).cpu().half().float()
+    merged = merge_views(out, views, aggregation_of(dataset), groups=groups).cpu().float()
     return Predictions(logits=merged, labels=batch["label"], index=batch["index"],
                        verbs=batch.get("verb") if task == "verb_noun" else None,
                        nouns=batch.get("noun") if task == "verb_noun" else None, ids=list(batch["id"]))
@@ -210,7 +210,7 @@ def stored_labels(pred: Predictions, task: str) -> list:
 
 def from_store(stored, dataset, *, skipped: list[str] | None = None) -> Predictions:
     """A cell's stored predictions (:class:`tokbench.predictions.Predictions`) as the
-    :class:`Predictions` that :func:`score` takes: the same float16 scores, labels decoded
+    :class:`Predictions` that :func:`score` takes: the same float32 scores, labels decoded
     from the store's JSON (:func:`stored_labels` is the inverse)."""
     task = dataset.card.task
     logits = torch.from_numpy(stored.scores.astype("float32"))

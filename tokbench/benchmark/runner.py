@@ -551,7 +551,7 @@ def _accuracy_fields(cell: Cell, dataset, acc) -> dict[str, Any]:
         out.update({f"{name}_lo": lo, f"{name}_hi": hi})
     out.update(clips=acc.clips, views=acc.views, view_averaging=acc.aggregation, skipped_videos=acc.skipped_videos,
                bootstrap=acc.bootstrap,
-               predictions={"folder": str(Path("predictions") / cell.key), "rows": acc.clips, "dtype": "float16"})
+               predictions={"folder": str(Path("predictions") / cell.key), "rows": acc.clips, "dtype": "float32"})
     protocol = getattr(dataset, "protocol", None)
     if protocol is not None:  # a real dataset: the protocol's name and every parameter
         out.update(eval_protocol=protocol.name, eval_protocol_params=protocol.params())
