@@ -791,6 +791,7 @@ def report_cmd(results_dirs, out_dir: Path, datasets, methods_, protocol, backbo
       tokbench report --highlight lookwhen,lite --x relative --budgets 10,25,50
     """
     from tokbench.report.document import write_report
+    from tokbench.report.significance import pooled_with_oracle
     from tokbench.viz import report_grid
 
     try:
@@ -798,12 +799,13 @@ def report_cmd(results_dirs, out_dir: Path, datasets, methods_, protocol, backbo
     except ValueError:
         raise TokbenchError(f"--budgets {budgets!r}: give percents, e.g. 10,30,50") from None
     selection = _select(results_dirs, datasets, methods_, protocol, backbone, runs, clips, speed_device)
-    picture, captions, note = (report_grid(selection.frame, out_dir, dataset=viz_dataset, p_ratio=viz_p_ratio,
+    frame, better = pooled_with_oracle(selection.frame, results_dirs)
+    picture, captions, note = (report_grid(frame, out_dir, dataset=viz_dataset, p_ratio=viz_p_ratio,
                                            progress=lambda line: click.echo(f"viz: {line}", err=True))
                                if viz else (None, [], None))
-    path = write_report(selection.frame, out_dir, source=", ".join(map(str, results_dirs)), selection=selection,
+    path = write_report(frame, out_dir, source=", ".join(map(str, results_dirs)), selection=selection,
                         picture=picture, picture_captions=captions, picture_note=note, budgets=shares, x=x_axis,
-                        highlight=_split(highlight) if highlight else ())
+                        highlight=_split(highlight) if highlight else (), better=better)
     click.echo(str(path))
     click.echo(str(path.with_suffix(".html")))
     _echo_lines(selection.describe())
@@ -831,11 +833,14 @@ def plot_cmd(results_dirs, out_dir: Path, datasets, methods_, protocol, backbone
       tokbench plot --results results/synthetic --highlight lookwhen,rlt --x relative
     """
     from tokbench.report.plots import plot_all
+    from tokbench.report.selection import newest_per_cell
+    from tokbench.report.significance import pool_seeds
     from tokbench.store import output_folder
 
     output_folder(out_dir, "--out", make=False)
     selection = _select(results_dirs, datasets, methods_, protocol, backbone, runs, clips, speed_device)
-    for path in plot_all(selection.frame, out_dir, x=x_axis, highlight=_split(highlight) if highlight else ()):
+    frame = pool_seeds(newest_per_cell(selection.frame))  # seed variants as one point (no torch here)
+    for path in plot_all(frame, out_dir, x=x_axis, highlight=_split(highlight) if highlight else ()):
         click.echo(str(path))
     _echo_lines(selection.describe())
 

@@ -12,8 +12,9 @@ resumed after a crash adds a file; readers take the union, each clip once). A fi
 sequence of frames, one per evaluated batch, appended and fsynced as the batch is scored::
 
     b"TBP1" | uint32 header bytes H | uint32 payload bytes P | uint32 crc32(header + payload)
-    header: JSON {"index": [...], "clip_id": [...], "label": [...], "rows": n, "classes": K}
-    payload: n x K little-endian float32 scores, row-major
+    header: JSON {"index": [...], "clip_id": [...], "label": [...], "rows": n, "classes": K,
+                  "dtype": "<f4"}
+    payload: n x K little-endian scores of that dtype (float32), row-major
 
 A frame is complete or it is not there: a file cut short by a kill ends in a partial frame,
 which readers drop (``PredictionWarning``), as they do a frame whose checksum fails. Labels
@@ -90,7 +91,7 @@ class PredictionWriter:
             raise ValueError(f"a batch of {n} clips needs {n} ids, labels and score rows; got {len(clip_ids)}, "
                              f"{len(labels)} and scores of shape {scores.shape}")
         header = json.dumps({"index": [int(i) for i in index], "clip_id": [str(c) for c in clip_ids],
-                             "label": list(labels), "rows": n, "classes": int(scores.shape[1])},
+                             "label": list(labels), "rows": n, "classes": int(scores.shape[1]), "dtype": "<f4"},
                             separators=(",", ":")).encode()
         payload = scores.tobytes()
         frame = _HEAD.pack(MAGIC, len(header), len(payload), zlib.crc32(header + payload)) + header + payload
@@ -167,7 +168,12 @@ def _frames(path: Path):
                           stacklevel=3)
             continue
         header = json.loads(body[:h])
-        scores = np.frombuffer(body[h:], dtype="<f4").reshape(header["rows"], header["classes"])
+        dtype = np.dtype(header.get("dtype", "<f2"))  # frames written before the dtype was named: float16
+        if dtype.kind != "f" or len(body) - h != header["rows"] * header["classes"] * dtype.itemsize:
+            warnings.warn(f"{path}: dropped a frame whose scores do not fit its header, ending at byte {at}",
+                          PredictionWarning, stacklevel=3)
+            continue
+        scores = np.frombuffer(body[h:], dtype=dtype).astype("<f4").reshape(header["rows"], header["classes"])
         yield header, scores
 
 

@@ -149,6 +149,10 @@ def _summary(ok: pd.DataFrame, better) -> tuple[str, list[str]]:
         lines += [f"- {c}" for c in claims] or ["- no method significantly Pareto-dominates another on any panel"]
         if ties:
             lines += ["", "Indistinguishable within the noise:", ""] + [f"- {t}" for t in ties]
+        unsupported = [c for c in dominance_summary(ok) if c not in claims]
+        if unsupported:
+            lines += ["", "Point-estimate claims the paired test does not support (a win smaller than the noise on at "
+                      "least one of the panels named):", ""] + [f"- {c}" for c in unsupported]
         return "Summary (paired test, 95 %)", lines
     # The significance-aware summary replaces this one when the caller passes ``better``
     # (tokbench.report.analysis.significance_summary with a paired-bootstrap oracle).
