@@ -167,7 +167,8 @@ def test_run_summary_and_resume(tmp_path):
     assert again.exit_code == 0, again.stderr
     assert "skipped 3 cells" in again.stderr
     assert "wrote" not in again.stderr
-    assert again.stdout == ""
+    # A finished re-run prints the stored cells' table (issue 19), identical to the first.
+    assert again.stdout == r.stdout
     assert snapshot(results) == before
 
 

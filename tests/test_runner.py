@@ -277,9 +277,15 @@ def test_throughput_path(tmp_path):
     (r,) = run_sweep(sweep, results_dir=tmp_path).records
     assert r["status"] == "ok", r["error"]
     assert r["metrics"] == ["flops", "throughput"]
-    assert len(r["latency_ms"]) == 2 and all(t > 0 for t in r["latency_ms"])
-    assert r["median_ms"] == pytest.approx(statistics.median(r["latency_ms"]))
-    assert r["iqr_ms"] == pytest.approx(abs(r["latency_ms"][0] - r["latency_ms"][1]) / 2)
+    # At least the 2 asked for; up to 4x while the spread is above the target (issue 18).
+    samples = r["latency_ms"]
+    assert 2 <= len(samples) <= 8 and all(t > 0 for t in samples)
+    if len(samples) > 2:
+        q1, _, q3 = statistics.quantiles(samples[:-1], n=4, method="inclusive")
+        assert (q3 - q1) / statistics.median(samples[:-1]) > 0.10  # it went on only while noisy
+    assert r["median_ms"] == pytest.approx(statistics.median(samples))
+    q1, _, q3 = statistics.quantiles(samples, n=4, method="inclusive")
+    assert r["iqr_ms"] == pytest.approx(q3 - q1)
     assert r["clips_per_s"] == pytest.approx(2 / (r["median_ms"] / 1000))
     assert r["ms_per_clip"] == pytest.approx(r["median_ms"] / 2)
     assert (r["batch_size"], r["warmup"], r["repeats"]) == (2, 0, 2)

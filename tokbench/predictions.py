@@ -57,9 +57,14 @@ class PredictionWarning(TokbenchWarning):
     """A predictions file that ends in a partial frame or holds a damaged one (dropped)."""
 
 
+def is_cell_id(cell_id: object) -> bool:
+    """Whether ``cell_id`` has the form of a cell id (16 lower-case hex digits)."""
+    return isinstance(cell_id, str) and re.fullmatch(r"[0-9a-f]{16}", cell_id) is not None
+
+
 def predictions_folder(results_dir: str | Path, cell_id: str) -> Path:
     """``<results>/predictions/<cell_id>``: where a cell's prediction files go."""
-    if not re.fullmatch(r"[0-9a-f]{16}", cell_id or ""):
+    if not is_cell_id(cell_id):
         raise ResultsError(f"{cell_id!r} is not a cell id (16 hex digits, the cell_id of a record)")
     return Path(results_dir) / "predictions" / cell_id
 

@@ -43,7 +43,7 @@ def _seed_of(row: pd.Series) -> int:
 def prediction_finder(roots: Sequence[str | Path]) -> Callable[[str], object | None]:
     """``find(cell_id)``: the cell's stored predictions under the first of ``roots`` (or a
     root's parent, for a ``runs`` folder) that has them, else ``None``. Memoised."""
-    from tokbench.predictions import prediction_files, read_predictions
+    from tokbench.predictions import is_cell_id, prediction_files, read_predictions
 
     candidates = []
     for root in roots:
@@ -52,6 +52,8 @@ def prediction_finder(roots: Sequence[str | Path]) -> Callable[[str], object | N
     cache: dict[str, object | None] = {}
 
     def find(cell_id: str):
+        if not is_cell_id(cell_id):  # a hand-made or foreign record: it can have no predictions
+            return None
         if cell_id not in cache:
             cache[cell_id] = next((read_predictions(r, cell_id) for r in candidates if prediction_files(r, cell_id)), None)
         return cache[cell_id]
