@@ -70,7 +70,14 @@ def test_devices_are_never_on_one_figure(tmp_path):
 
 
 def test_styles_are_fixed_per_method_and_variants_differ():
-    assert method_style("random") == method_style("random")
+    # A method's style does not depend on which other methods share the figure, or their order.
+    def frame(methods):
+        return pd.DataFrame({"method": methods, "label": methods, "privileged": [False] * len(methods)})
+
+    alone, crowded = line_styles(frame(["random"])), line_styles(frame(["tome", "lite", "random", "lookwhen"]))
+    assert alone["random"] == crowded["random"]
+    assert {k: v for k, v in alone["random"].items() if k in ("color", "marker")} == {
+        k: v for k, v in method_style("random").items() if k in ("color", "marker")}
     assert method_style("none")["color"] != method_style("random")["color"]
     assert method_style("none")["marker"] == "*"
     df = pd.DataFrame({"method": ["random", "random", "random", "oracle"],

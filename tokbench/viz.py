@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import textwrap
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -229,14 +229,17 @@ def report_pictures(specs: list[str], dataset: str, p_ratio: float, out: str | P
     from tokbench.methods import METHODS, parse_method_spec
     from tokbench.store import output_file
 
+    import torch
+
     output_file(out, make=False)  # a file in the way: one error now, not after running every method
     rows, captions, skipped, frames, facts = [], [], [], None, None
-    for spec in specs:
-        name, _ = parse_method_spec(spec)
-        if name not in METHODS or not METHODS.get(name).uses_p_ratio:
-            continue
+    drawable = [s for s in specs if (n := parse_method_spec(s)[0]) in METHODS and METHODS.get(n).uses_p_ratio]
+    sweep = _picture_sweep(tuple(drawable), p_ratio, dataset, backbone="synth_tiny", checkpoint="zoo")
+    shared = _Shared(sweep, torch.device("cpu"))  # one backbone and one dataset for every method
+    for spec in drawable:
         try:
-            frames, selection, facts = select_on_clip(spec, p_ratio, dataset, checkpoint="zoo")
+            cell = plan(replace(sweep, methods=(spec,)))[0]
+            frames, selection, facts = _select(cell, sweep, shared, clip=0)
         except UnreachableError:
             skipped.append(spec)
             continue
@@ -266,11 +269,24 @@ def select_on_clip(spec: str, p_ratio: float, dataset: str, *, clip: int = 0, ba
     """
     import torch
 
-    sweep = Sweep(backbones=(backbone,), methods=(spec,), p_ratios=(p_ratio,), metrics=("accuracy",),
-                  device="cpu", dtype="fp32", checkpoint=checkpoint, datasets=(dataset,),
-                  data_root=data_root, split=split)
+    sweep = _picture_sweep((spec,), p_ratio, dataset, backbone=backbone, checkpoint=checkpoint,
+                           data_root=data_root, split=split)
     cell = plan(sweep)[0]  # one cell (P = 1 for methods that ignore P)
-    shared = _Shared(sweep, torch.device("cpu"))
+    return _select(cell, sweep, _Shared(sweep, torch.device("cpu")), clip=clip)
+
+
+def _picture_sweep(specs: tuple[str, ...], p_ratio: float, dataset: str, *, backbone: str, checkpoint: str | None,
+                   data_root: str | None = None, split: str | None = None) -> Sweep:
+    return Sweep(backbones=(backbone,), methods=specs, p_ratios=(p_ratio,), metrics=("accuracy",),
+                 device="cpu", dtype="fp32", checkpoint=checkpoint, datasets=(dataset,),
+                 data_root=data_root, split=split)
+
+
+def _select(cell, sweep: Sweep, shared: _Shared, *, clip: int) -> tuple[np.ndarray, Selection, dict]:
+    """:func:`select_on_clip` for a planned cell, with the run's shared models and data."""
+    import torch
+
+    dataset = cell.dataset
     data = shared.dataset(cell)
     if not 0 <= clip < len(data):
         raise TokbenchError(f"--clip {clip} is out of range: {dataset}/{data.split} has {len(data)} clips")
