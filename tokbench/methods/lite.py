@@ -63,9 +63,9 @@ def target_weights(task: str, labels: Tensor, num_outputs: int, *, num_verbs: in
 #: block's output tokens (``block_out``, residual stream included).
 ACTIVATIONS = ("hidden", "mlp_out", "block_out")
 #: How a token's value is formed from A and dy/dA (option ``variant``). ``gradcam`` is
-#: Eqs. (1)-(2); the others are readings the paper's text does not rule out (its §3 also
+#: Eqs. (1)-(2); the others are readings the paper's text does not rule out (its §1 also
 #: says "the value of each input token corresponds to its gradient").
-VARIANTS = ("gradcam", "gradcam_abs", "gxa", "gxa_abs")
+VARIANTS = ("gradcam", "gradcam_abs", "gxa", "gxa_abs", "grad_norm")
 
 
 def oracle_gradients(model, video: Tensor, weights: Tensor, *, block: int | None = None,
@@ -121,9 +121,12 @@ def oracle_raw(a: Tensor, g: Tensor, variant: str = "gradcam") -> Tensor:
 
     ``gradcam``/``gradcam_abs``: sum_d w_d A_td with w_d = mean over the patch tokens of
     dy/dA_td (Eq. 1); ``gxa``/``gxa_abs``: sum_d (dy/dA_td) A_td, each token's own gradient
-    (gradient x activation, no averaging over tokens)."""
+    (gradient x activation, no averaging over tokens); ``grad_norm``: the L2 norm over d of
+    the token's own gradient dy/dA_t (no activation; never negative)."""
     if variant not in VARIANTS:
         raise TokbenchError(f"oracle: variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
+    if variant == "grad_norm":
+        return g.norm(dim=-1)
     if variant.startswith("gradcam"):
         return (a * g.mean(dim=1, keepdim=True)).sum(-1)  # w: gradient averaged over the patch tokens
     return (a * g).sum(-1)
@@ -176,7 +179,8 @@ class Oracle(SelectionMethod):
         block: the block whose MLP activations are differentiated (default: see module).
         variant: ``gradcam`` (Eqs. 1-2), ``gradcam_abs`` (absolute value instead of the
             ReLU), ``gxa`` / ``gxa_abs`` (each token's own gradient x activation, no average
-            over tokens); :func:`oracle_raw`.
+            over tokens), ``grad_norm`` (the norm of each token's own gradient);
+            :func:`oracle_raw`.
         ties: ``random``, ``position`` or ``value`` (:data:`TIES`).
         activations: ``hidden``, ``mlp_out`` or ``block_out`` (:data:`ACTIVATIONS`).
     """
