@@ -70,11 +70,20 @@ CASES: dict[str, dict[str, tuple]] = {
         "checkpoint_folder_without_weights": (["flops", "--backbone", "test_tiny", "--checkpoint", "{empty_dir}"],
                                               "has no config.json"),
         "checkpoint_zoo_without_dataset": (["flops", "--backbone", "synth_tiny", "--checkpoint", "zoo"],
-                                           "checkpoint 'zoo' stands for the shipped backbone"),
+                                           "--checkpoint zoo needs --dataset"),  # planned as run plans it
         "checkpoint_random_bytes": (["flops", "--backbone", "test_tiny", "--methods", "none", "--checkpoint", "{bad_pth}"],
                                     "cannot read checkpoint"),
         "checkpoint_truncated": (["flops", "--backbone", "test_tiny", "--methods", "none", "--checkpoint", "{trunc}"],
                                  "cannot read checkpoint"),
+        "sta_r_negative": (["flops", "--backbone", "test_tiny", "--methods", "sta(r=-1)"],
+                           "sta: r must be a non-negative integer or None, got -1"),
+        "sta_r_bool": (["flops", "--backbone", "test_tiny", "--methods", "sta(r=True)"], "sta: r must be a non-negative"),
+        "sta_r_too_large": (["flops", "--backbone", "test_tiny", "--methods", "sta(r=16)", "--p-ratio", "0.5"],
+                            "sta: r=16 leaves no token in the 16-token temporal groups after block 0; r must be at most 15"),
+        "frames_unknown_option": (["flops", "--backbone", "test_tiny", "--methods", "frames(stride=2)"],
+                                  "method 'frames' has no option 'stride'; valid options: (none)"),
+        "resolution_unknown_option": (["flops", "--backbone", "test_tiny", "--methods", "resolution(size=160)"],
+                                      "method 'resolution' has no option 'size'"),
     },
     "run": {
         "unknown_method": (["run", *TINY, "--methods", "rnadom", "--results", "{results}"], "Did you mean 'random'"),
@@ -94,6 +103,8 @@ CASES: dict[str, dict[str, tuple]] = {
                                   "has no option 'sed'"),
         "malformed_method_spec": (["run", *TINY, "--methods", "random(", "--results", "{results}"],
                                   "malformed method spec"),
+        "sta_r_text": (["run", *TINY, "--methods", "sta(r='48')", "--results", "{results}"],
+                       "sta: r must be a non-negative integer or None, got '48'"),
         "methods_empty": (["run", *TINY, "--methods", "", "--results", "{results}"], "empty method name"),
         "methods_trailing_comma": (["run", *TINY, "--methods", "none,", "--results", "{results}"], "empty method name"),
         "backbone_empty": (["run", *TINY, "--backbone", ",", "--results", "{results}"], "nothing to run"),
@@ -668,7 +679,7 @@ def test_seed_out_of_range_is_refused_while_planning():
 def test_a_damaged_synthetic_clip_cache_is_generated_again(tmp_path, monkeypatch):
     import numpy as np
 
-    from tokbench.benchmark.flops import default_cache_dir
+    from tokbench.cache import default_cache_dir
     from tokbench.data.synthetic import SyntheticDataset
 
     monkeypatch.setenv("TOKBENCH_CACHE", str(tmp_path))

@@ -95,3 +95,20 @@ def test_paired_difference_needs_the_same_clips():
         paired_difference(_single([1, 0]), _single([1, 0, 1]), "top1")
     with pytest.raises(Exception, match="no metric 'mAP'"):
         paired_difference(_single([1, 0]), _single([0, 1]), "mAP")
+
+
+def test_weighted_map_equals_the_map_of_the_resampled_rows():
+    from tokbench.data.metrics import mean_average_precision
+
+    gen = torch.Generator().manual_seed(0)
+    scores = torch.randint(0, 4, (30, 5), generator=gen).float()  # many ties
+    targets = (torch.rand(30, 5, generator=gen) < 0.3).long()
+    clips = torch.randint(30, (40, 30), generator=gen)
+    weights = torch.zeros(40, 30, dtype=torch.float64).scatter_add_(1, clips, torch.ones(40, 30, dtype=torch.float64))
+    fast = bootstrap.weighted_map(scores, targets, weights, chunk_elements=700)  # several chunks
+    for r in range(40):
+        idx = clips[r]
+        if targets[idx].sum() == 0:
+            assert math.isnan(fast[r])
+        else:
+            assert fast[r].item() == pytest.approx(mean_average_precision(scores[idx], targets[idx]), abs=1e-12)

@@ -112,7 +112,8 @@ def test_ls_backbones():
 
 # --------------------------------------------------------------------------- flops
 
-# docs/METHODS.md §2.3, ViT-B, "embed only kept" column (random drop); 180.49 for none.
+# The analytic MAC model of ViT-B (12nD^2 + 2n^2D + 10nD per block, 1536D per embedded tubelet),
+# embedding only the kept tubelets (random drop); 180.49 for none.
 PUBLISHED_GFLOPS = {0.1: 13.99, 0.2: 28.89, 0.3: 44.59, 0.4: 61.30, 0.5: 78.92, 0.6: 97.44, 0.7: 116.88,
                     0.8: 137.09, 0.9: 158.33}
 PUBLISHED_TOKENS = {0.1: 157, 0.2: 314, 0.3: 470, 0.4: 627, 0.5: 784, 0.6: 941, 0.7: 1098, 0.8: 1254, 0.9: 1411}
@@ -166,7 +167,8 @@ def test_run_summary_and_resume(tmp_path):
     assert again.exit_code == 0, again.stderr
     assert "skipped 3 cells" in again.stderr
     assert "wrote" not in again.stderr
-    assert again.stdout == ""
+    # A finished re-run prints the stored cells' table (issue 19), identical to the first.
+    assert again.stdout == r.stdout
     assert snapshot(results) == before
 
 
@@ -365,3 +367,22 @@ def test_preview_of_a_real_dataset_needs_its_folder(tmp_path):
     assert "needs its data folder" in r.stderr and "--data-root" in r.stderr
     r = invoke("preview", "--dataset", "ssv2", "--data-root", tmp_path / "nope", "--out", tmp_path / "x.png")
     assert r.exit_code == 2 and "tokbench: error:" in r.stderr and not (tmp_path / "x.png").exists()
+
+
+def test_verbose_cards_fit_the_terminal(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    for what in ("datasets", "methods"):
+        r = invoke("ls", what, "-v")
+        assert r.exit_code == 0, r.stderr
+        lines = r.stdout.splitlines()
+        assert max(map(len, lines)) <= 80, what
+        names = [line for line in lines if line and not line.startswith(" ")]
+        assert len(names) == len(invoke("ls", what, "--format", "json").stdout.split('"name"')) - 1
+    assert "  decides:" in invoke("ls", "datasets", "-v").stdout
+
+
+def test_flops_prints_token_counts_as_integers():
+    r = invoke("flops", "--backbone", "test_tiny", "--methods", "none,random", "--p-ratio", "0.5")
+    assert r.exit_code == 0, r.stderr
+    rows = [line.split() for line in r.stdout.splitlines()[3:]]
+    assert [row[3] for row in rows] == ["32", "16"]  # not 32.0

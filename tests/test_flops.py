@@ -16,7 +16,7 @@ from tokbench.methods import SelectionMethod, build_method, keep_count
 
 
 def closed_form(config, kept: int, *, embedded: int) -> int:
-    """MACs of the VideoViT at ``kept`` patch tokens (METHODS.md §2.3 for any width):
+    """MACs of the VideoViT at ``kept`` patch tokens (the analytic model, for any width):
     per block qkv 3ND^2 + QK^T N^2 D + AV N^2 D + proj ND^2 + MLP 2*N*D*hidden + 2 LN 5ND;
     patch embedding (C*t*p*p)*D per embedded tubelet; fc_norm 5D; head D*classes."""
     D, hidden = config.embed_dim, int(config.embed_dim * config.mlp_ratio)
@@ -89,7 +89,7 @@ def test_cross_check_with_torch_flop_counter():
     assert counter.get_total_flops() / 2 == pytest.approx(without_norms * 1e9, abs=0.5)
 
 
-# docs/METHODS.md §2.3: (K, F embed all 1568, F embed only kept) for VideoMAE ViT-B.
+# The analytic MAC model: (K, F embed all 1568, F embed only kept) for VideoMAE ViT-B.
 VITB_TABLE = {
     0.9: (1411, 158.52, 158.33), 0.8: (1254, 137.46, 137.09), 0.7: (1098, 117.43, 116.88),
     0.6: (941, 98.18, 97.44), 0.5: (784, 79.84, 78.92), 0.4: (627, 62.41, 61.30),

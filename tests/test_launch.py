@@ -49,3 +49,14 @@ def test_submitit_bad_input_fails_before_submitting(tmp_path):
     assert not tmp_path.joinpath("submitit").exists()
     r = CliRunner().invoke(cli, [*COST, "--results", str(tmp_path), "--launcher", "submitit", "--jobs", "0"])
     assert r.exit_code == 2 and "--jobs" in r.stderr
+
+
+def test_whole_groups_go_to_one_job_and_large_ones_are_halved_to_fill_the_jobs():
+    from tokbench.benchmark.launch import deal_groups
+
+    groups = [["a1", "a2", "a3", "a4"], ["b1", "b2"], ["c1"]]
+    assert deal_groups(groups, 2) == [["a1", "a2", "a3", "a4"], ["b1", "b2", "c1"]]
+    assert deal_groups(groups, 3) == [["a1", "a2", "a3", "a4"], ["b1", "b2"], ["c1"]]
+    # four jobs, three groups: the largest is halved
+    assert deal_groups(groups, 4) == [["a1", "a2"], ["a3", "a4"], ["b1", "b2"], ["c1"]]
+    assert deal_groups([["x"]], 5) == [["x"]]

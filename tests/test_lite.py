@@ -4,9 +4,10 @@ and the privileged path through evaluation."""
 import pytest
 import torch
 
+from tokbench.data.labels import target_weights
 from tokbench.errors import CheckpointError, TokbenchError
 from tokbench.methods import build_method
-from tokbench.methods.lite import LiteSelector, oracle_block, oracle_values, target_weights
+from tokbench.methods.lite import LiteSelector, oracle_block, oracle_values
 from tokbench.tokens import Clips
 
 
@@ -236,7 +237,8 @@ def test_oracle_ranks_the_tokens_the_logit_reads_first_hand_worked(pool):
     for ties in ("random", "position", "value"):
         method = build_method(f"oracle(ties={ties!r})", p_ratio=3 / 32)
         method.setup(model)
-        kept = method.after_embed(model.embed(Clips(video, torch.arange(2), weights), method), Clips(video, torch.arange(2), weights))
+        clips = Clips(video, torch.arange(2), weights)
+        kept = method.after_embed(model.embed(clips, method), clips)
         assert kept.index.tolist() == [list(SUBSET)] * 2, ties
 
 

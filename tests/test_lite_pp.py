@@ -91,8 +91,8 @@ ZOO = ["synth-appearance", "synth-egocentric", "synth-gesture", "synth-motion", 
 def test_shipped_difficulty_model_reproduces_its_card(dataset):
     from tokbench.benchmark.evaluate import evaluate
     from tokbench.data import create_dataset
-    from tokbench.train.checkpoint import read_card
     from tokbench.train.lite_pp import _Logits
+    from tokbench.weights import read_card
     from tokbench.zoo import zoo_artifact, zoo_card
 
     path = zoo_artifact("lite++", dataset)

@@ -14,7 +14,6 @@ from tokbench.benchmark.flops import count_flops
 from tokbench.errors import CheckpointError, TokbenchError
 from tokbench.methods import build_method, keep_count, top_k_indices
 from tokbench.methods.lookwhen import LookWhenSelector, load_extractor, uniqueness
-from tokbench.train.checkpoint import save_checkpoint
 from tokbench.train.lookwhen import (
     Distiller,
     GivenTokens,
@@ -23,6 +22,7 @@ from tokbench.train.lookwhen import (
     distillation_targets,
     topk_overlap,
 )
+from tokbench.weights import save_checkpoint
 
 SELECTOR = str(ASSETS / "lookwhen_selector_test_tiny.safetensors")
 
@@ -181,8 +181,9 @@ ZOO = ["synth-appearance", "synth-egocentric", "synth-gesture", "synth-motion", 
 @pytest.mark.parametrize("dataset", ZOO)
 def test_shipped_lookwhen_reproduces_its_card(dataset):
     """The shipped selector + extractor reload and give the card's accuracy on its val slice."""
-    from tokbench.train.checkpoint import read_card
-    from tokbench.zoo import slice_check, zoo_artifact, zoo_card, zoo_checkpoint
+    from tokbench.benchmark.evaluate import slice_check
+    from tokbench.weights import read_card
+    from tokbench.zoo import zoo_artifact, zoo_card, zoo_checkpoint
 
     card = read_card(zoo_artifact("lookwhen", dataset, suffix="extractor"))
     check = card["check"]
@@ -203,8 +204,8 @@ def test_shipped_lookwhen_reproduces_its_card(dataset):
 def test_shipped_image_teacher_reloads_with_its_card_accuracy(dataset):
     from tokbench.benchmark.evaluate import evaluate
     from tokbench.data import create_dataset
-    from tokbench.train.checkpoint import read_card
     from tokbench.train.image_teacher import FrameSet, load_image_teacher
+    from tokbench.weights import read_card
     from tokbench.zoo import zoo_artifact
 
     card = read_card(zoo_artifact("image-teacher", dataset))

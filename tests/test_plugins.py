@@ -170,7 +170,7 @@ def test_worked_example_runs_and_passes_its_committed_baseline(tmp_path, monkeyp
     rep = CliRunner().invoke(cli, ["--plugin", "tokbench_centre", "report", "--results", str(now),
                                    "--out", str(tmp_path / "rep")])
     assert rep.exit_code == 0, rep.output
-    assert (tmp_path / "rep" / "viz_centre.png").exists()
+    assert (tmp_path / "rep" / "viz_grid.png").exists()
     assert "centre at P = 0.5: 144 of 288 tokens kept" in (tmp_path / "rep" / "report.md").read_text()
 
 

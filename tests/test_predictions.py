@@ -31,8 +31,8 @@ def test_written_batches_read_back_identical(tmp_path):
     pred = read_predictions(tmp_path, CELL)
     assert pred.index.tolist() == [0, 1, 2, 3, 4]
     assert pred.clip_id == [f"clip{i}" for i in range(5)] and pred.label == [0, 1, 2, 3, 0]
-    expected = np.concatenate([b[3] for b in batches]).astype(np.float16)
-    assert pred.scores.dtype == np.float16 and np.array_equal(pred.scores, expected)
+    expected = np.concatenate([b[3] for b in batches]).astype(np.float32)
+    assert pred.scores.dtype == np.float32 and np.array_equal(pred.scores, expected)
     frame = pred.to_frame()
     assert list(frame.columns) == ["index", "clip_id", "label", "score_0", "score_1", "score_2", "score_3"]
     assert len(frame) == 5
@@ -92,7 +92,7 @@ def test_a_resumed_cell_is_the_union_of_its_runs(tmp_path):
         writer.append(*_batch(0, 1))  # a clip stored again is kept once, as first stored
     pred = read_predictions(tmp_path, CELL)
     assert pred.index.tolist() == [0, 1, 2, 3]
-    assert np.array_equal(pred.scores[0], _batch(0, 2)[3][0].astype(np.float16))
+    assert np.array_equal(pred.scores[0], _batch(0, 2)[3][0].astype(np.float32))
 
 
 def test_errors(tmp_path):
@@ -102,3 +102,43 @@ def test_errors(tmp_path):
         read_predictions(tmp_path, "../../etc")
     with pytest.raises(ValueError, match="needs 2 ids, labels and score rows"):
         PredictionWriter(tmp_path, CELL, "r").append([0, 1], ["a"], [0, 1], np.zeros((2, 3)))
+
+
+def test_every_accuracy_cell_stores_predictions_that_give_its_metrics(tmp_path):
+    """The record's metrics are computed from exactly the stored rows: recomputing them from
+    the store gives the same numbers to the last digit, and every metric has an interval."""
+    import torch
+
+    import tokbench
+    from tokbench.benchmark.runner import Sweep, run_sweep
+    from tokbench.data import DATASETS
+    from tokbench.data.bootstrap import Scored, bootstrap_intervals
+
+    sweep = Sweep(backbones=("synth_tiny",), methods=("none", "random"), p_ratios=(0.5,), device="cpu",
+                  metrics=("accuracy", "flops"), checkpoint="zoo", limit=16,
+                  datasets=("synth-motion", "synth-multilabel", "synth-egocentric"))
+    records = run_sweep(sweep, results_dir=tmp_path).records
+    assert len(records) == 6 and {r["status"] for r in records} == {"ok"}
+    for r in records:
+        pred = tokbench.load_predictions(tmp_path, r["cell_id"])
+        assert len(pred) == r["clips"] == r["predictions"]["rows"] == 16
+        assert pred.clip_id == [f"val-{i}" for i in range(16)]
+        task = DATASETS.get(r["dataset"]).card.task
+        scores = torch.from_numpy(pred.scores.astype("float32"))
+        if task == "multilabel":
+            labels = torch.zeros_like(scores, dtype=torch.long)
+            for i, present in enumerate(pred.label):
+                labels[i, present] = 1
+        else:
+            labels = torch.tensor(pred.label)
+        card = DATASETS.get(r["dataset"]).card
+        recomputed = bootstrap_intervals(Scored(task, scores, labels, num_verbs=getattr(card, "num_verbs", None)),
+                                         resamples=r["bootstrap"]["resamples"], seed=r["bootstrap"]["seed"])
+        for name, (value, lo, hi) in recomputed.items():
+            assert value == r[name], (r["dataset"], name)
+            assert (lo, hi) == (r[f"{name}_lo"], r[f"{name}_hi"])
+            assert lo <= value <= hi
+        assert r["bootstrap"] == {"resamples": 1000, "seed": 0, "level": 0.95}
+    # The Python API's frame view, and the runs folder as the place to look from.
+    frame = tokbench.load_predictions(tmp_path / "runs", records[0]["cell_id"]).to_frame()
+    assert len(frame) == 16 and "score_0" in frame.columns

@@ -1,4 +1,4 @@
-"""Real-dataset loaders on tiny fakes in each published layout (docs/ECOSYSTEM.md §3.3).
+"""Real-dataset loaders on tiny fakes in each published layout (each card's ``files``).
 
 Every fake clip's frame ``n`` is a solid colour ``(R, 10 n + 5, B)``: R and B identify the
 clip (normalisation checks), G the frame number (temporal sampling checks).

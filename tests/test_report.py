@@ -1,6 +1,7 @@
 """The report's numbers on hand-made frames, and `tokbench report` on a small results file."""
 
 import json
+import re
 
 import pandas as pd
 import pytest
@@ -55,32 +56,81 @@ def test_dataset_table_marks_the_front():
     assert "oracle (privileged)" in table and "| – |" in table  # no throughput for the oracle
 
 
-def test_report_command_writes_markdown_and_figures(tmp_path):
+def small_records(extra=()):
     records = []
     for method, rows in (("none", [(1.0, 0.2, 0.9, 100.0)]), ("random", [(0.5, 0.1, 0.7, 180.0), (0.9, 0.18, 0.9, 110.0)])):
         for p, g, a, s in rows:
-            records.append({"cell_id": f"{method}-{p}", "status": "ok", "dataset": "synth-motion",
-                            "backbone": "synth_tiny", "method": method,
+            records.append({"cell_id": f"{method}-{p}", "status": "ok", "dataset": "synth-motion", "run_id": "run-1",
+                            "backbone": "synth_tiny", "method": method, "clips": 500, "split": "val", "seed": 0,
                             "method_id": method, "p_ratio": p, "gflops": g, "top1": a, "clips_per_s": s,
                             "privileged": False, "tokens_kept": 288 * p, "device": "cpu", "batch_size": 1,
-                            "env": {"device_name": "cpu-x", "torch_version": "2.14.1"}})
+                            "command": ["tokbench", "run", "--methods", "none,random"],
+                            "env": {"device_name": "cpu-x", "torch_version": "2.14.1", "git_revision": "abcdef123"}})
+    records.append({"cell_id": "rlt-0.1", "status": "unreachable", "dataset": "synth-motion", "backbone": "synth_tiny",
+                    "method": "rlt", "method_id": "rlt", "p_ratio": 0.1, "privileged": False, "run_id": "run-1",
+                    "error": "rlt: P-Ratio 0.1 is below 0.125: the first of the 8 temporal slices is always kept"})
+    return records + list(extra)
+
+
+def test_report_command_writes_markdown_and_figures(tmp_path):
     path = tmp_path / "r.jsonl"
-    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    path.write_text("".join(json.dumps(r) + "\n" for r in small_records()))
     r = CliRunner().invoke(cli, ["report", "--results", str(path), "--out", str(tmp_path / "out")])
     assert r.exit_code == 0, r.output
-    text = (tmp_path / "out" / "report.md").read_text()
+    out = tmp_path / "out"
+    text = (out / "report.md").read_text()
     assert "| synth-motion | 1.10× |" in text and "### synth-motion (top1)" in text and "cpu-x" in text
-    assert (tmp_path / "out" / "accuracy_vs_gflops.png").exists() and "![accuracy_vs_gflops]" in text
-    # One selection picture per method that reduces (random), on the reported synthetic dataset.
-    assert "![viz_random](viz_random.png)" in text and (tmp_path / "out" / "viz_random.png").exists()
-    assert "random at P = 0.5: 144 of 288 tokens kept" in text and "viz_none" not in text
-    page = (tmp_path / "out" / "report.html").read_text()
+    assert (out / "accuracy_vs_gflops.png").exists() and "![accuracy_vs_gflops]" in text
+    assert "![accuracy_vs_gflops_synth-motion](accuracy_vs_gflops_synth-motion.png)" in text
+    # The selection pictures: one grid (a clip row, then a row per method that reduces), captions under it.
+    assert "![viz_grid](viz_grid.png)" in text and (out / "viz_grid.png").exists() and not list(out.glob("viz_random*"))
+    assert "- random at P = 0.5: 144 of 288 tokens kept" in text
+    # Contents, leaderboard, the labelled point-estimate summary, the provenance with the command.
+    assert "- [Leaderboard](#leaderboard)" in text and "- [Provenance](#provenance)" in text
+    # Nothing fits 10 % or 30 % of the full model; random at P = 0.5 costs exactly 50 %.
+    assert "| synth-motion (top1) | – | – | **random** 70.0 (P 0.5, 50 %) |" in text
+    assert "only exactly equal accuracies tie" in text
+    assert "## Summary (point estimates, no significance test)" in text
+    assert "| run-1 |" in text and "`tokbench run --methods none,random`" in text and "abcdef1" in text
+    assert "| synth-motion | val | 500 |" in text
+    # The unreachable cell is in the table, with its reason under it.
+    assert "| rlt | unreachable [1] |" in text
+    assert "- [1] rlt unreachable at P = 0.1: P-Ratio 0.1 is below 0.125" in text
+    tables = sorted(p.name for p in (out / "tables").iterdir())
+    for stem in ("leaderboard", "pareto_front", "speedup", "synth-motion_accuracy", "synth-motion_cost"):
+        assert {f"{stem}.csv", f"{stem}.md", f"{stem}.tex"} <= set(tables), stem
+    assert "cells.csv" in tables
+    page = (out / "report.html").read_text()
     assert page.count('src="data:image/png;base64,') == text.count("![")  # every figure embedded
-    assert "<th>method</th>" in page and "<h3>synth-motion (top1)</h3>" in page
+    assert "<th>method</th>" in page and '<h3 id="synth-motion-top1">synth-motion (top1)</h3>' in page
+    assert '<a href="#leaderboard">Leaderboard</a>' in page and '<h2 id="leaderboard">' in page
+    assert "used 4 records of" in r.stderr
     quiet = CliRunner().invoke(cli, ["report", "--results", str(path), "--out", str(tmp_path / "q"), "--no-viz"])
     assert quiet.exit_code == 0 and not list((tmp_path / "q").glob("viz_*"))
     bad = CliRunner().invoke(cli, ["report", "--results", str(path), "--methods", "lookwhen"])
     assert bad.exit_code == 2 and "no results with method 'lookwhen'" in bad.stderr
+    budgets = CliRunner().invoke(cli, ["report", "--results", str(path), "--out", str(tmp_path / "b"), "--no-viz",
+                                       "--budgets", "ten"])
+    assert budgets.exit_code == 2 and "--budgets 'ten'" in budgets.stderr
+
+
+def test_report_summary_with_a_significance_test(tmp_path):
+    """The lead's hook: with better(p, q), the summary keeps only claims a paired test supports."""
+    from tokbench.report.document import write_report
+
+    df = pd.json_normalize(small_records([
+        {"cell_id": "motion-0.5", "status": "ok", "dataset": "synth-motion", "backbone": "synth_tiny",
+         "method": "motion", "method_id": "motion", "p_ratio": 0.5, "gflops": 0.1, "top1": 0.6, "privileged": False}]))
+    point = write_report(df, tmp_path / "point").read_text()
+    assert "random Pareto-dominates motion on 1 of 1 panels" in point
+
+    def never(p, q):
+        return False
+
+    paired = write_report(df, tmp_path / "paired", better=never).read_text()
+    assert "## Summary (paired test, 95 %)" in paired and "[Summary (paired test, 95 %)](#summary-paired-test-95-)" in paired
+    assert "no method significantly Pareto-dominates another" in paired
+    assert "motion and random are indistinguishable on 1 of 1 panels" in paired
 
 
 def test_committed_report_rebuilds_from_the_committed_records(tmp_path, monkeypatch):
@@ -92,13 +142,15 @@ def test_committed_report_rebuilds_from_the_committed_records(tmp_path, monkeypa
     r = CliRunner().invoke(cli, ["report", "--results", "results/synthetic", "--out", str(tmp_path)])
     assert r.exit_code == 0, r.output
     hint = "rebuild it: tokbench report --results results/synthetic --out reports/synthetic"
-    assert (tmp_path / "report.md").read_text() == (root / "reports" / "synthetic" / "report.md").read_text(), hint
     committed = root / "reports" / "synthetic"
+    assert (tmp_path / "report.md").read_text() == (committed / "report.md").read_text(), hint
     readme_picture = "viz_lookwhen_p0.1.png"  # the README's (tokbench viz ... --p-ratio 0.1 --out reports/synthetic/...)
     assert sorted([p.name for p in tmp_path.glob("*.png")] + [readme_picture]) == sorted(
         p.name for p in committed.glob("*.png"))
+    for table in (tmp_path / "tables").iterdir():
+        assert table.read_text() == (committed / "tables" / table.name).read_text(), (table.name, hint)
     readme = (root / "README.md").read_text()
-    for line in (root / "reports" / "synthetic" / "report.md").read_text().splitlines():
+    for line in (committed / "report.md").read_text().splitlines():
         if line.startswith("- lookwhen Pareto-dominates"):
             assert line in readme, "the README quotes the committed report's dominance summary"
 
@@ -108,9 +160,12 @@ def test_html_page_of_report_markdown(tmp_path):
 
     (tmp_path / "f.png").write_bytes(b"\x89PNG fake")
     md = ("# Title <x>\n\nSome *text* with `a<b` and **bold**.\nSame paragraph.\n\n- one\n- two\n\n"
-          "| m | acc |\n|---|---:|\n| a | 1.0 |\n\n![f](f.png)\n\n![gone](missing.png)\n")
+          "| m | acc |\n|---|---:|\n| a | 1.0 |\n| x\\|y | [csv](t.csv) |\n\n![f](f.png)\n\n![gone](missing.png)\n"
+          "\n## Per dataset (top1)\n\nSee [the leaderboard](#per-dataset-top1).\n")
     body = markdown_to_html(md, tmp_path)
-    assert "<h1>Title &lt;x&gt;</h1>" in body
+    assert '<h1 id="title-x">Title &lt;x&gt;</h1>' in body and '<h2 id="per-dataset-top1">' in body
+    assert '<p>See <a href="#per-dataset-top1">the leaderboard</a>.</p>' in body
+    assert '<tr><td>x|y</td><td><a href="t.csv">csv</a></td></tr>' in body
     assert "<p>Some <em>text</em> with <code>a&lt;b</code> and <strong>bold</strong>. Same paragraph.</p>" in body
     assert "<ul>\n<li>one</li>\n<li>two</li>\n</ul>" in body
     assert "<thead><tr><th>m</th><th>acc</th></tr></thead>" in body and "<tr><td>a</td><td>1.0</td></tr>" in body
@@ -132,4 +187,37 @@ def test_plot_and_report_use_the_newest_record_of_a_cell_measured_twice(tmp_path
     r = CliRunner().invoke(cli, ["report", "--results", str(path), "--out", str(tmp_path / "out"), "--no-viz"])
     assert r.exit_code == 0, r.output
     text = (tmp_path / "out" / "report.md").read_text()
-    assert "2 measured cells" in text and "| random | 0.5 | 70.0 |" in text and "20.0" not in text
+    assert "2 measured cells" in text and "| random | **70.0** |  |" in text and "20.0" not in text
+
+
+@pytest.mark.slow
+def test_report_page_renders_in_chromium(tmp_path):
+    """The HTML page in a real browser (headless Chromium, when installed): it renders, the
+    figures load (a screenshot with content far below the first screen) and links resolve."""
+    import shutil
+    import subprocess
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    if browser is None:
+        pytest.skip("no Chromium (Debian: apt-get install chromium)")
+    path = tmp_path / "r.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in small_records()))
+    r = CliRunner().invoke(cli, ["report", "--results", str(path), "--out", str(tmp_path / "out"), "--no-viz"])
+    assert r.exit_code == 0, r.output
+    page = tmp_path / "out" / "report.html"
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={tmp_path / 'profile'}"]
+    shot = tmp_path / "page.png"
+    subprocess.run([browser, *flags, f"--screenshot={shot}", "--window-size=1280,6000", page.as_uri()],
+                   capture_output=True, timeout=120, check=True)
+    dom = subprocess.run([browser, *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120,
+                         check=True).stdout
+    assert '<h2 id="leaderboard">' in dom and dom.count("<img") == page.read_text().count("<img")
+    for anchor in re.findall(r'href="#([^"]+)"', dom):
+        assert f'id="{anchor}"' in dom, anchor  # every contents link has its heading
+    from matplotlib.image import imread
+
+    pixels = imread(shot)[..., :3]
+    ink = (pixels.min(axis=2) < 0.9).any(axis=1)  # rows with something drawn
+    assert ink[:400].any() and ink[1500:].any(), "the page (title, then the figures below) did not render"

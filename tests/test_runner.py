@@ -4,6 +4,7 @@ the throughput path."""
 from __future__ import annotations
 
 import json
+import re
 import statistics
 from importlib import metadata
 
@@ -92,7 +93,7 @@ def test_plan_cells_and_stable_keys():
     assert cells[0].weights == "random-init"
     keys = [c.key for c in cells]
     assert len(set(keys)) == 4
-    assert all(len(k) == 16 and int(k, 16) >= 0 for k in keys)
+    assert all(re.fullmatch(r"[0-9a-f]{16}", k) for k in keys)
     assert [c.key for c in plan(_sweep())] == keys  # stable across calls
 
 
@@ -276,9 +277,15 @@ def test_throughput_path(tmp_path):
     (r,) = run_sweep(sweep, results_dir=tmp_path).records
     assert r["status"] == "ok", r["error"]
     assert r["metrics"] == ["flops", "throughput"]
-    assert len(r["latency_ms"]) == 2 and all(t > 0 for t in r["latency_ms"])
-    assert r["median_ms"] == pytest.approx(statistics.median(r["latency_ms"]))
-    assert r["iqr_ms"] == pytest.approx(abs(r["latency_ms"][0] - r["latency_ms"][1]) / 2)
+    # At least the 2 asked for; up to 4x while the spread is above the target (issue 18).
+    samples = r["latency_ms"]
+    assert 2 <= len(samples) <= 8 and all(t > 0 for t in samples)
+    if len(samples) > 2:
+        q1, _, q3 = statistics.quantiles(samples[:-1], n=4, method="inclusive")
+        assert (q3 - q1) / statistics.median(samples[:-1]) > 0.10  # it went on only while noisy
+    assert r["median_ms"] == pytest.approx(statistics.median(samples))
+    q1, _, q3 = statistics.quantiles(samples, n=4, method="inclusive")
+    assert r["iqr_ms"] == pytest.approx(q3 - q1)
     assert r["clips_per_s"] == pytest.approx(2 / (r["median_ms"] / 1000))
     assert r["ms_per_clip"] == pytest.approx(r["median_ms"] / 2)
     assert (r["batch_size"], r["warmup"], r["repeats"]) == (2, 0, 2)
@@ -350,3 +357,16 @@ def test_cuda_without_cuda_raises_before_writing(tmp_path):
     with pytest.raises(TokbenchError, match="--device cuda: CUDA is not available"):
         run_sweep(_sweep(device="cuda"), results_dir=results)
     assert not results.exists()
+
+
+def test_records_name_the_attention_kernel_each_block_ran(tiny):
+    from tokbench.benchmark.runner import attention_kernels
+    from tokbench.methods import build_method
+
+    config = tiny.config  # 2 blocks, fused attention
+    plain = build_method("random", p_ratio=0.5)
+    assert attention_kernels(plain, config) == {"attn_impl": "sdpa", "attn_impl_blocks": ["sdpa", "sdpa"]}
+    cue = build_method("attention", p_ratio=0.5)  # its decision block reads attention probabilities
+    cue.setup(tiny)
+    kernels = attention_kernels(cue, config)
+    assert kernels["attn_impl"] == "mixed" and kernels["attn_impl_blocks"].count("explicit") == 1

@@ -4,6 +4,7 @@ oracle given as the set of (better, worse) point pairs a paired test would separ
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 
 from tokbench.report.analysis import dominates, significance_summary, significant_dominance
 
@@ -64,3 +65,43 @@ def test_the_match_is_the_most_accurate_point_at_no_more_cost():
 
     significant_dominance(df[df.method == "a"], df[df.method == "b"], better)
     assert seen == [("x/b/0.3", "x/a/0.3"), ("x/a/0.3", "x/b/0.3")]
+
+
+def test_seed_variants_pool_into_one_point_with_an_envelope_interval():
+    from tokbench.report.significance import base_method_id, pool_seeds
+
+    assert [base_method_id(m) for m in ("random(seed=2)", "random(x=1, seed=2)", "random(seed=2, x=1)", "tome(r=3)")] \
+        == ["random", "random(x=1)", "random(x=1)", "tome(r=3)"]
+    rows = [dict(dataset="x", backbone="b", method="random", method_id=mid, p_ratio=0.3, status="ok", cell_id=cid,
+                 top1=acc, top1_lo=acc - 0.1, top1_hi=acc + 0.1, gflops=1.0)
+            for mid, cid, acc in (("random", "c0", 0.6), ("random(seed=1)", "c1", 0.7), ("random(seed=2)", "c2", 0.8))]
+    rows.append(dict(dataset="x", backbone="b", method="none", method_id="none", p_ratio=1.0, status="ok", cell_id="n",
+                     top1=0.9, top1_lo=0.85, top1_hi=0.95, gflops=3.0))
+    pooled = pool_seeds(pd.DataFrame(rows))
+    assert len(pooled) == 2
+    r = pooled[pooled.method == "random"].iloc[0]
+    assert r["method_id"] == "random" and r["seeds"] == "0,1,2" and r["cell_ids"] == ["c0", "c1", "c2"]
+    assert r["top1"] == pytest.approx(0.7) and (r["top1_lo"], r["top1_hi"]) == pytest.approx((0.5, 0.9))
+    assert pooled[pooled.method == "none"].iloc[0]["seeds"] == ""
+
+
+def test_the_paired_oracle_reads_the_stored_predictions(tmp_path):
+    import numpy as np
+
+    from tokbench.predictions import PredictionWriter
+    from tokbench.report.significance import paired_oracle, pool_seeds, prediction_finder
+
+    def write(cell, correct):
+        scores = np.zeros((100, 8))
+        scores[np.arange(100), np.where(correct, 0, 1)] = 1.0  # class 0 is every clip's label
+        with PredictionWriter(tmp_path, cell, "r") as w:
+            w.append(list(range(100)), [f"val-{i}" for i in range(100)], [0] * 100, scores)
+
+    write("a" * 16, np.arange(100) < 60)  # right on 60
+    write("b" * 16, np.arange(100) < 50)  # right on 50, all of them among A's 60
+    frame = pd.DataFrame([dict(dataset="synth-gesture", backbone="t", method=m, method_id=m, p_ratio=0.5, status="ok",
+                               cell_id=c * 16, top1=acc, gflops=1.0) for m, c, acc in (("a", "a", 0.6), ("b", "b", 0.5))])
+    points = pool_seeds(frame).assign(accuracy_metric="top1")
+    better = paired_oracle(prediction_finder([tmp_path / "runs"]))  # the runs folder: its parent holds predictions
+    a, b = points.iloc[0], points.iloc[1]
+    assert better(a, b) and not better(b, a) and not better(a, a)

@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from tokbench.benchmark.spec import cell_key, parse_metrics, parse_p_ratios
@@ -55,4 +57,23 @@ def test_cell_key_is_stable_and_order_free():
     a = cell_key({"method": "random", "p": 0.5, "params": {"seed": 0, "x": 1}})
     assert a == cell_key({"params": {"x": 1, "seed": 0}, "p": 0.5, "method": "random"})
     assert a != cell_key({"method": "random", "p": 0.6, "params": {"seed": 0, "x": 1}})
-    assert len(a) == 16 and int(a, 16) >= 0
+    assert re.fullmatch(r"[0-9a-f]{16}", a)
+
+
+def test_parse_seeds():
+    from tokbench.benchmark.spec import parse_seeds
+
+    assert parse_seeds("0, 1,2") == (0, 1, 2) and parse_seeds("7") == (7,)
+    for bad, message in (("", "empty --seeds"), ("1,x", "'x' is not a seed"), ("-1", "'-1' is not a seed"),
+                         ("1,1", "seed 1 is given twice"), (str(2**63), "is not a seed")):
+        with pytest.raises(SpecError, match=message):
+            parse_seeds(bad)
+
+
+def test_seeds_expand_only_the_stochastic_methods_that_do_not_set_one():
+    from tokbench.benchmark.runner import Sweep, plan
+
+    sweep = Sweep(backbones=("test_tiny",), methods=("none", "random", "random(seed=7)", "tome"), p_ratios=(0.5,),
+                  metrics=("flops",), device="cpu", method_seeds=(0, 1, 2))
+    ids = [c.method_id for c in plan(sweep)]
+    assert ids == ["none", "random", "random(seed=1)", "random(seed=2)", "random(seed=7)", "tome"]

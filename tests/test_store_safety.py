@@ -220,7 +220,7 @@ def test_a_folder_that_refuses_writes_fails_before_measuring(tmp_path, monkeypat
         return open(path, *args, **kwargs)
 
     measured = []
-    monkeypatch.setattr(runner, "_measure", lambda *a, **k: measured.append(1) or {})
+    monkeypatch.setattr(runner._Run, "unit", lambda self, cells: measured.append(len(cells)))
     monkeypatch.setattr(store, "open", full_disk, raising=False)
     one_error_line(_run(tmp_path / "r"), "cannot write records in")
     assert measured == [] and not list((tmp_path / "r").rglob("*.jsonl"))

@@ -143,7 +143,7 @@ def test_train_backbone_command_writes_weights_and_a_true_card(tmp_path):
     assert set(card["val_random_drop"]) == {"metric", "0.5", "0.1"} and card["check"]["clips"] == 64
     assert all(t.dtype == torch.float16 for t in load_file(str(out)).values())
     # The card's numbers are those of the shipped (fp16) file.
-    from tokbench.zoo import slice_check
+    from tokbench.benchmark.evaluate import slice_check
 
     model = create_backbone("test_tiny", checkpoint=out, num_classes=8)
     assert slice_check(model, "synth-gesture", geometry=TINY) == card["check"]

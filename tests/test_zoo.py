@@ -4,8 +4,9 @@ import pytest
 import torch
 
 from tokbench.backbones import create_backbone
+from tokbench.benchmark.evaluate import slice_check
 from tokbench.data.synthetic import SYNTHETIC
-from tokbench.zoo import slice_check, zoo_card, zoo_checkpoint, zoo_datasets
+from tokbench.zoo import zoo_card, zoo_checkpoint, zoo_datasets
 
 
 def test_every_synthetic_dataset_has_a_shipped_backbone():
@@ -69,20 +70,20 @@ def test_zoo_meets_its_targets(dataset):
 def test_readme_zoo_table_is_generated_from_the_cards():
     from pathlib import Path
 
-    from tokbench.zoo import zoo_table_markdown
+    from tokbench.report.zoo_tables import zoo_table_markdown
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    hint = "regenerate the README's zoo table with tokbench.zoo.zoo_table_markdown()"
+    hint = "regenerate the README's zoo table with tokbench.report.zoo_tables.zoo_table_markdown()"
     assert zoo_table_markdown() in readme, hint
 
 
 def test_readme_selectors_table_is_generated_from_the_cards():
     from pathlib import Path
 
-    from tokbench.zoo import selectors_table_markdown
+    from tokbench.report.zoo_tables import selectors_table_markdown
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    hint = "regenerate the README's selectors table with tokbench.zoo.selectors_table_markdown()"
+    hint = "regenerate the README's selectors table with tokbench.report.zoo_tables.selectors_table_markdown()"
     assert selectors_table_markdown() in readme, hint
 
 
@@ -92,7 +93,7 @@ def test_shipped_lite_selector_reproduces_its_card(dataset):
     from tokbench.benchmark.evaluate import evaluate
     from tokbench.data import create_dataset
     from tokbench.methods import build_method
-    from tokbench.train.checkpoint import read_card
+    from tokbench.weights import read_card
     from tokbench.zoo import zoo_artifact
 
     path = zoo_artifact("lite", dataset)

@@ -28,9 +28,13 @@ _API = {
     "Sweep": "tokbench.benchmark.runner",
     "run_sweep": "tokbench.benchmark.runner",
     "load_results": "tokbench.store",
+    "load_predictions": "tokbench.predictions",
     "TokbenchError": "tokbench.errors",
     "create_dataset": "tokbench.data",
     "DATASETS": "tokbench.data",
+    "headline_accuracy": "tokbench.report.tables",
+    "best_at_budget": "tokbench.report.tables",
+    "pareto_front": "tokbench.report.tables",
 }
 
 __all__ = [
@@ -45,12 +49,16 @@ __all__ = [
     "Tokens",
     "VideoViT",
     "VideoViTConfig",
+    "best_at_budget",
     "build_method",
     "count_flops",
     "create_dataset",
     "create_backbone",
+    "load_predictions",
+    "headline_accuracy",
     "load_results",
     "measure_throughput",
+    "pareto_front",
     "register_method",
     "run_sweep",
 ]
@@ -70,5 +78,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from tokbench.data import DATASETS, create_dataset
     from tokbench.errors import TokbenchError
     from tokbench.methods import METHODS, Method, SelectionMethod, build_method, register_method
+    from tokbench.predictions import load_predictions
+    from tokbench.report.tables import best_at_budget, headline_accuracy, pareto_front
     from tokbench.store import load_results
     from tokbench.tokens import Clips, Tokens

@@ -1,7 +1,8 @@
 """Per-clip predictions of accuracy cells: what each evaluated clip produced, append-only.
 
 Every accuracy cell keeps, beside its record, one row per evaluated video: its index in the
-split, its clip id, its label(s) and its view-merged class scores (float16). Any metric can be
+split, its clip id, its label(s) and its view-merged class scores (float32, as the model made them:
+no rounding may flip a near-tie between what is scored and what is stored). Any metric can be
 recomputed, bootstrapped or re-scored from them without running the model again; the record's
 accuracy metrics are computed from exactly these rows, so recomputing them gives the record's
 numbers to the last digit.
@@ -11,17 +12,18 @@ resumed after a crash adds a file; readers take the union, each clip once). A fi
 sequence of frames, one per evaluated batch, appended and fsynced as the batch is scored::
 
     b"TBP1" | uint32 header bytes H | uint32 payload bytes P | uint32 crc32(header + payload)
-    header: JSON {"index": [...], "clip_id": [...], "label": [...], "rows": n, "classes": K}
-    payload: n x K little-endian float16 scores, row-major
+    header: JSON {"index": [...], "clip_id": [...], "label": [...], "rows": n, "classes": K,
+                  "dtype": "<f4"}
+    payload: n x K little-endian scores of that dtype (float32), row-major
 
 A frame is complete or it is not there: a file cut short by a kill ends in a partial frame,
 which readers drop (``PredictionWarning``), as they do a frame whose checksum fails. Labels
 are JSON per clip: an integer class (single-label), a list of class ids (multi-label), or
 ``[verb, noun]`` (verb+noun; scores are the verb block then the noun block).
 
-Size: 2 bytes per class per clip plus ~30 bytes of header per clip (index, id, label):
-Kinetics-400 val (19,881 clips x 400 classes) ~16.5 MB per cell, SSv2 val (24,777 x 174)
-~9.4 MB, a synthetic cell (500 x 10) ~25 kB.
+Size: 4 bytes per class per clip plus ~30 bytes of header per clip (index, id, label):
+Kinetics-400 val (19,881 clips x 400 classes) ~32 MB per cell, SSv2 val (24,777 x 174)
+~18 MB, a synthetic cell (500 x 10) ~35 kB.
 
 This module imports numpy only (no torch, no tokbench modules above the store).
 """
@@ -43,8 +45,8 @@ import numpy as np
 
 from tokbench.errors import ResultsError, TokbenchWarning
 
-__all__ = ["PredictionWriter", "Predictions", "PredictionWarning", "read_predictions", "prediction_files",
-           "predictions_folder"]
+__all__ = ["PredictionWriter", "Predictions", "PredictionWarning", "read_predictions", "load_predictions",
+           "prediction_files", "predictions_folder"]
 
 MAGIC = b"TBP1"
 _HEAD = struct.Struct("<4sIII")  # magic, header bytes, payload bytes, crc32
@@ -55,9 +57,14 @@ class PredictionWarning(TokbenchWarning):
     """A predictions file that ends in a partial frame or holds a damaged one (dropped)."""
 
 
+def is_cell_id(cell_id: object) -> bool:
+    """Whether ``cell_id`` has the form of a cell id (16 lower-case hex digits)."""
+    return isinstance(cell_id, str) and re.fullmatch(r"[0-9a-f]{16}", cell_id) is not None
+
+
 def predictions_folder(results_dir: str | Path, cell_id: str) -> Path:
     """``<results>/predictions/<cell_id>``: where a cell's prediction files go."""
-    if not re.fullmatch(r"[0-9a-f]{16}", cell_id or ""):
+    if not is_cell_id(cell_id):
         raise ResultsError(f"{cell_id!r} is not a cell id (16 hex digits, the cell_id of a record)")
     return Path(results_dir) / "predictions" / cell_id
 
@@ -82,14 +89,14 @@ class PredictionWriter:
 
     def append(self, index: Sequence[int], clip_ids: Sequence[str], labels: Sequence[Any], scores: np.ndarray) -> None:
         """One batch: ``index`` (n,) positions in the split, ``clip_ids`` (n,), ``labels`` (n,)
-        JSON-able labels, ``scores`` (n, K) view-merged class scores (stored as float16)."""
-        scores = np.ascontiguousarray(np.asarray(scores, dtype="<f2"))
+        JSON-able labels, ``scores`` (n, K) view-merged class scores (stored as float32)."""
+        scores = np.ascontiguousarray(np.asarray(scores, dtype="<f4"))
         n = len(index)
         if scores.ndim != 2 or scores.shape[0] != n or len(clip_ids) != n or len(labels) != n:
             raise ValueError(f"a batch of {n} clips needs {n} ids, labels and score rows; got {len(clip_ids)}, "
                              f"{len(labels)} and scores of shape {scores.shape}")
         header = json.dumps({"index": [int(i) for i in index], "clip_id": [str(c) for c in clip_ids],
-                             "label": list(labels), "rows": n, "classes": int(scores.shape[1])},
+                             "label": list(labels), "rows": n, "classes": int(scores.shape[1]), "dtype": "<f4"},
                             separators=(",", ":")).encode()
         payload = scores.tobytes()
         frame = _HEAD.pack(MAGIC, len(header), len(payload), zlib.crc32(header + payload)) + header + payload
@@ -121,7 +128,7 @@ class Predictions:
         index: (n,) int64 positions in the evaluated split.
         clip_id: n clip ids.
         label: n labels (int, list of ints, or [verb, noun]).
-        scores: (n, K) float16 view-merged class scores.
+        scores: (n, K) float32 view-merged class scores.
     """
 
     index: np.ndarray
@@ -166,7 +173,12 @@ def _frames(path: Path):
                           stacklevel=3)
             continue
         header = json.loads(body[:h])
-        scores = np.frombuffer(body[h:], dtype="<f2").reshape(header["rows"], header["classes"])
+        dtype = np.dtype(header.get("dtype", "<f2"))  # frames written before the dtype was named: float16
+        if dtype.kind != "f" or len(body) - h != header["rows"] * header["classes"] * dtype.itemsize:
+            warnings.warn(f"{path}: dropped a frame whose scores do not fit its header, ending at byte {at}",
+                          PredictionWarning, stacklevel=3)
+            continue
+        scores = np.frombuffer(body[h:], dtype=dtype).astype("<f4").reshape(header["rows"], header["classes"])
         yield header, scores
 
 
@@ -192,4 +204,22 @@ def read_predictions(results_dir: str | Path, cell_id: str, *, files: Sequence[P
     order = sorted(rows)
     return Predictions(index=np.asarray(order, dtype=np.int64), clip_id=[rows[i][0] for i in order],
                        label=[rows[i][1] for i in order],
-                       scores=np.stack([rows[i][2] for i in order]).astype("<f2", copy=False).reshape(len(order), classes))
+                       scores=np.stack([rows[i][2] for i in order]).astype("<f4", copy=False).reshape(len(order), classes))
+
+
+def load_predictions(results: str | Path, cell_id: str) -> Predictions:
+    """The stored per-clip predictions of one accuracy cell: ``results`` is the results
+    folder that holds ``predictions/`` (``results``, or a curated copy such as
+    ``results/synthetic``), or its ``runs`` folder; ``cell_id`` is a record's ``cell_id``.
+
+    >>> pred = load_predictions("results", df.cell_id[0])   # doctest: +SKIP
+    >>> pred.to_frame()                                       # doctest: +SKIP
+
+    Raises:
+        ResultsError: no predictions of that cell there.
+    """
+    results = Path(results)
+    for root in (results, results.parent):
+        if prediction_files(root, cell_id):
+            return read_predictions(root, cell_id)
+    return read_predictions(results, cell_id)  # raises, naming the folder asked for

@@ -38,8 +38,14 @@ Record fields (schema version 1):
                        ``speed_spread`` (IQR / median), ``calibration_gflops`` (a fixed
                        matmul before and after), ``load_per_cpu``, ``speed_flags``
                        (``busy``, ``noisy``; see ``tokbench.benchmark.timing``)
-``attn_impl``          attention kernel that ran (``sdpa`` or ``explicit``); ``compiled`` (with
+``attn_impl``          attention kernel that ran (``sdpa``, ``explicit``, or ``mixed`` when the
+                       blocks differ; ``attn_impl_blocks`` per block); ``compiled`` (with
                        throughput: the timed model was ``torch.compile``'d)
+``top1``, ``mAP``...   accuracy metrics (fractions), each with ``<metric>_lo``/``_hi``: its 95 %
+                       bootstrap interval over the clips (``bootstrap``: resamples, seed,
+                       level); ``predictions``: where the per-clip scores they come from are
+                       (``{"folder": "predictions/<cell_id>", "rows", "dtype"}``, under the
+                       results folder; ``tokbench.load_predictions``)
 ``cell_seconds``       wall time spent on the cell (FLOPs, accuracy and timing together)
 ``env``                versions, device name, threads, git revision (nested object;
                        ``env.<key>`` columns in pandas)
@@ -60,7 +66,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from tokbench.errors import TokbenchWarning
+from tokbench.errors import OutputError, ResultsError, TokbenchWarning
 
 __all__ = [
     "SCHEMA_VERSION", "StoreWarning", "RunWriter", "iter_records", "load_records", "load_results",
@@ -84,7 +90,7 @@ _NUMBER_FIELDS = (
     "top1", "top5", "mAP", "verb_top1", "noun_top1", "action_top1", "clips",
 )
 _TEXT_FIELDS = ("run_id", "created_utc", "method", "method_id", "backbone", "speed_id", "error")
-_OBJECT_FIELDS = ("env", "method_params", "method_state", "reused")
+_OBJECT_FIELDS = ("env", "method_params", "method_state", "reused", "bootstrap", "predictions")
 
 
 class StoreWarning(TokbenchWarning):
@@ -125,8 +131,6 @@ class RunWriter:
             OutputError: the folder cannot be made (a file in the way, a symlink loop, a name
                 too long) or written (read-only, full).
         """
-        from tokbench.errors import OutputError
-
         folder = self.path.parent
         _folder(folder, f"--results: cannot make {folder}", make=False)  # a file in the way: say which
         probe = folder / f".probe-{self.run_id}"
@@ -149,8 +153,6 @@ class RunWriter:
             OutputError: the record could not be written (disk full, folder gone); the records
                 already written stay, and a torn last line is skipped by every reader.
         """
-        from tokbench.errors import OutputError
-
         line = json.dumps(record, sort_keys=True, allow_nan=True)
         try:
             if self._file is None:
@@ -219,8 +221,6 @@ def iter_records(path: str | Path, *, require_records: bool = False) -> Iterator
                 held.clear()
                 yield record
     if held:
-        from tokbench.errors import ResultsError
-
         where = held[0][0].split(f": {DAMAGED}")[0]
         raise ResultsError(f"{path}: no readable record ({len(held)} damaged or foreign line(s), the first at "
                            f"{where}: {held[0][1]}); results are the JSONL files written by 'tokbench run'")
@@ -247,7 +247,7 @@ def damage(record: Any) -> str | None:
         return f"schema_version {version!r} is not an integer"
     if record.get("status") not in STATUSES:
         return f"status {record.get('status')!r} is not one of {', '.join(STATUSES)}"
-    for name in _NUMBER_FIELDS:
+    for name in (*_NUMBER_FIELDS, *(k for k in record if k.endswith(("_lo", "_hi")))):
         if record.get(name) is not None and not _is_number(record[name]):
             return f"{name} {record[name]!r} is not a number"
     for name in _TEXT_FIELDS:
@@ -368,8 +368,6 @@ def output_file(path: str | Path, option: str = "--out", *, suffix: str = ".png"
     Raises:
         OutputError: ``path`` is a folder, or a folder on the way to it is a file.
     """
-    from tokbench.errors import OutputError
-
     path = Path(path)
     if path.is_dir():
         raise OutputError(f"{option} {path} is a folder: give a file path, e.g. {path / ('NAME' + suffix)}")
@@ -378,8 +376,6 @@ def output_file(path: str | Path, option: str = "--out", *, suffix: str = ".png"
 
 
 def _folder(folder: Path, what: str, *, make: bool) -> None:
-    from tokbench.errors import OutputError
-
     try:
         blocker = next((p for p in (folder, *folder.parents) if p.exists()), None)
     except OSError as e:  # a name too long, a symlink loop

@@ -51,8 +51,9 @@ class Tokens:
     Attributes:
         x: (B, N, D) hidden states, the ``n_prefix`` prefix tokens (CLS) first.
         index: (B, N - n_prefix) int64 original patch position of each patch token in the
-            flattened (t, h, w) tubelet grid; used to gather position embeddings and to
-            draw selections.
+            flattened (t, h, w) tubelet grid (of the clip the backbone tokenized: the native
+            grid unless a method resized the clip); used to gather position embeddings and
+            to draw selections.
         n_prefix: prefix tokens that are never dropped or merged.
         size: (B, N, 1) patches each token stands for (merging methods), or ``None`` for
             all ones. Used for proportional attention and size-weighted pooling.

@@ -6,8 +6,9 @@ same run path as ``tokbench run``: the method is built, bound, set up and (RLT) 
 exactly as for a cell, then the clip goes through :meth:`VideoViT.trace_tokens`, which
 tracks which original patches each final token holds.
 
-:func:`token_groups` runs the model (torch); :func:`paint` and :func:`draw` only touch
-numpy arrays and matplotlib.
+:func:`token_groups` runs the model (torch); :func:`paint`, :func:`draw` and :func:`draw_grid`
+only touch numpy arrays and matplotlib; :func:`report_pictures` draws every method of a report
+on one clip as one grid.
 """
 
 from __future__ import annotations
@@ -19,7 +20,16 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Selection", "token_groups", "paint", "draw", "select_on_clip", "caption"]
+from tokbench.benchmark.runner import Sweep, _prepared_method, _Shared, plan
+from tokbench.data.base import IMAGENET_MEAN, IMAGENET_STD
+from tokbench.data.batching import collate_clips
+from tokbench.data.labels import target_weights
+from tokbench.data.preview import label_text
+from tokbench.errors import TokbenchError
+from tokbench.store import output_file
+
+__all__ = ["Selection", "token_groups", "paint", "draw", "draw_grid", "select_on_clip", "caption", "report_pictures",
+           "report_grid"]
 
 #: Dropped patches are blended this far towards white (the kept ones stay as they are).
 FADE = 0.75
@@ -121,8 +131,6 @@ def draw(frames: np.ndarray, selection: Selection, out: str | Path, *, patch: in
     """
     import matplotlib
 
-    from tokbench.store import output_file
-
     out = output_file(out)
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -146,6 +154,102 @@ def draw(frames: np.ndarray, selection: Selection, out: str | Path, *, patch: in
     return out
 
 
+def draw_grid(frames: np.ndarray, rows: list[tuple[str, Selection]], out: str | Path, *, patch: int,
+              title: str) -> Path:
+    """One picture for several methods on one clip: the clip's frames on top (once), then one
+    row per method with its tokens on the frames (:func:`paint`), labelled on the left with
+    the method and what it keeps; writes a PNG.
+
+    Args:
+        frames: (T', H, W, 3) RGB in [0, 1], one frame per tubelet time step.
+        rows: (method label, its selection on this clip) per row, in order.
+
+    Raises:
+        OutputError: ``out`` is a folder, or a file is in the way of its folder.
+    """
+    import matplotlib
+
+    from tokbench.store import output_file
+
+    out = output_file(out)
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    columns = frames.shape[0]
+    cell = 0.62  # inches per frame
+    left = 1.35  # room for the row labels
+    height = cell * (len(rows) + 1) + 0.5
+    fig, axes = plt.subplots(len(rows) + 1, columns, figsize=(left + cell * columns, height), squeeze=False)
+    images = [("clip", frames)] + [(label, paint(frames, selection, patch=patch)) for label, selection in rows]
+    for r, (label, painted) in enumerate(images):
+        for c in range(columns):
+            ax = axes[r, c]
+            ax.imshow(np.clip(painted[c], 0, 1), interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for spine in ax.spines.values():
+                spine.set_linewidth(0.4)
+        if r == 0:
+            text = "clip"
+        else:
+            selection = rows[r - 1][1]
+            kept = (f"{selection.tokens} tokens\n(merged)" if selection.merged
+                    else f"{selection.kept_patches} of {selection.num_patches}")
+            text = f"{label}\n{kept}"
+        axes[r, 0].set_ylabel(text, fontsize=7, rotation=0, ha="right", va="center", labelpad=4)
+    for c in range(columns):
+        axes[0, c].set_title(f"tubelet {c}", fontsize=6.5, pad=2)
+    width = left + cell * columns
+    lines = textwrap.wrap(title, int(width * 72 / (7.5 * 0.6)))
+    fig.suptitle("\n".join(lines), fontsize=7.5, y=1 - 0.06 / height, va="top")
+    top = 1 - (0.22 + 0.13 * len(lines)) / height
+    fig.subplots_adjust(left=left / (left + cell * columns), right=0.995, top=top, bottom=0.01, wspace=0.04,
+                        hspace=0.06)
+    fig.savefig(out, dpi=110, metadata={"Software": None})
+    plt.close(fig)
+    return out
+
+
+def report_pictures(specs: list[str], dataset: str, p_ratio: float, out: str | Path, *,
+                    progress=None) -> tuple[Path | None, list[str], list[str]]:
+    """Every method spec's tokens on clip 0 of ``dataset`` at ``p_ratio``, as one grid picture
+    (:func:`draw_grid`) for a report.
+
+    Methods that ignore P (the full model) and methods not registered (an unloaded plug-in)
+    are not drawn; a method that cannot reach ``p_ratio`` is listed as skipped.
+
+    Args:
+        progress: called with each method's caption once it is drawn.
+
+    Returns:
+        (the PNG, or None when no method could be drawn; a caption per drawn method; the
+        method specs skipped because ``p_ratio`` is unreachable).
+    """
+    from tokbench.errors import UnreachableError
+    from tokbench.methods import METHODS, parse_method_spec
+    from tokbench.store import output_file
+
+    output_file(out, make=False)  # a file in the way: one error now, not after running every method
+    rows, captions, skipped, frames, facts = [], [], [], None, None
+    for spec in specs:
+        name, _ = parse_method_spec(spec)
+        if name not in METHODS or not METHODS.get(name).uses_p_ratio:
+            continue
+        try:
+            frames, selection, facts = select_on_clip(spec, p_ratio, dataset, checkpoint="zoo")
+        except UnreachableError:
+            skipped.append(spec)
+            continue
+        rows.append((facts["method_id"], selection))
+        captions.append(caption(facts, selection, dataset=dataset, p_ratio=p_ratio))
+        if progress is not None:
+            progress(captions[-1])
+    if not rows:
+        return None, captions, skipped
+    title = f"What each method keeps at P = {p_ratio:g}: {dataset} {facts['clip_id']} ({facts['label']})"
+    return draw_grid(frames, rows, out, patch=facts["patch"], title=title), captions, skipped
+
+
 def select_on_clip(spec: str, p_ratio: float, dataset: str, *, clip: int = 0, backbone: str = "synth_tiny",
                    checkpoint: str | None = "zoo", data_root: str | None = None,
                    split: str | None = None) -> tuple[np.ndarray, Selection, dict]:
@@ -161,12 +265,6 @@ def select_on_clip(spec: str, p_ratio: float, dataset: str, *, clip: int = 0, ba
         TokbenchError: bad names, an unreachable P, a clip index out of range.
     """
     import torch
-
-    from tokbench.benchmark.runner import Sweep, _prepared_method, _Shared, plan
-    from tokbench.data.base import IMAGENET_MEAN, IMAGENET_STD
-    from tokbench.data.batching import collate_clips
-    from tokbench.data.preview import label_text
-    from tokbench.errors import TokbenchError
 
     sweep = Sweep(backbones=(backbone,), methods=(spec,), p_ratios=(p_ratio,), metrics=("accuracy",),
                   device="cpu", dtype="fp32", checkpoint=checkpoint, datasets=(dataset,),
@@ -192,8 +290,6 @@ def select_on_clip(spec: str, p_ratio: float, dataset: str, *, clip: int = 0, ba
     model = method.model(shared.model(cell)).eval()
     labels = None
     if method.privileged:
-        from tokbench.methods.lite import target_weights
-
         labels = target_weights(data.card.task, batch["label"], model.config.num_classes,
                                 num_verbs=getattr(data, "num_verbs", None), verbs=batch.get("verb"),
                                 nouns=batch.get("noun"))
@@ -214,3 +310,43 @@ def caption(facts: dict, selection: Selection, *, dataset: str, p_ratio: float) 
             if selection.merged else f"{selection.kept_patches} of {selection.num_patches} tokens kept")
     return (f"{facts['method_id']} at P = {p_ratio:g}: {what} after the last block — "
             f"{dataset} {facts['clip_id']} ({facts['label']})")
+
+
+def report_grid(df, out_dir: str | Path, *, dataset: str | None = None, p_ratio: float = 0.5,
+                progress=None) -> tuple[Path | None, list[str], str]:
+    """``tokbench report``'s selection pictures: every method spec of the results ``df`` on
+    clip 0 of a synthetic dataset, as one grid ``viz_grid.png`` in ``out_dir`` (the pictures
+    run the model, which only the zoo provides offline).
+
+    Args:
+        dataset: the clip's dataset [default: synth-gesture if reported, else the first
+            reported zoo dataset].
+
+    Returns:
+        (the PNG or None, a caption per method, a note saying which clip, or why there is none).
+
+    Raises:
+        TokbenchError: an unknown ``dataset`` (did-you-mean).
+    """
+    from tokbench.zoo import zoo_datasets
+
+    reported = sorted(df["dataset"].dropna().unique()) if "dataset" in df else []
+    zoo = set(zoo_datasets())
+    if dataset is not None:
+        from tokbench.data import DATASETS
+
+        dataset = DATASETS.canonical(dataset)  # an unknown name: did-you-mean, exit 2
+    if dataset is None:
+        dataset = "synth-gesture" if "synth-gesture" in reported else next((d for d in reported if d in zoo), None)
+    if dataset is None or dataset not in zoo:
+        return None, [], ("No selection pictures: they run the model, and only the synthetic suite's zoo models are "
+                          "found offline; draw one with 'tokbench viz --checkpoint ...'.")
+    ok = df[df["status"] == "ok"] if "status" in df else df
+    specs = sorted(set(ok["method_id"].dropna())) if "method_id" in ok else []
+    path, captions, skipped = report_pictures(specs, dataset, p_ratio, Path(out_dir) / "viz_grid.png", progress=progress)
+    note = (f"Clip 0 of {dataset} at P = {p_ratio:g} (`tokbench viz --method M --dataset {dataset} --p-ratio "
+            f"{p_ratio:g}` draws one method): the top row is the clip (one frame per tubelet), then one row per "
+            "method with the tokens left after the last block, dropped ones faded, merge groups in their mean colour.")
+    if skipped:
+        note += f" Not drawn (P = {p_ratio:g} unreachable): {', '.join(skipped)}."
+    return path, captions, note

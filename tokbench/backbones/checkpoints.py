@@ -40,6 +40,7 @@ import torch
 from torch import Tensor
 
 from tokbench.errors import CheckpointError
+from tokbench.weights import regular_file
 
 if TYPE_CHECKING:
     from tokbench.backbones.vit import VideoViT
@@ -404,21 +405,6 @@ def _existing(checkpoint: str | Path) -> Path:
                                   "tokbench/zoo/synth-motion.safetensors")
         raise CheckpointError(f"checkpoint not found: {path}")
     return regular_file(path, "checkpoint")
-
-
-def regular_file(path: str | Path, what: str) -> Path:
-    """``path``, unless it exists and is neither a regular file nor a folder: a FIFO, a
-    device such as /dev/zero or a socket is refused before anything opens it, since reading
-    one blocks forever or never ends (torch, safetensors and the weights hash read to the
-    end). A missing path or a folder is left to the caller's own message.
-
-    Raises:
-        CheckpointError: ``cannot read <what> <path>: ...``.
-    """
-    path = Path(path)
-    if path.exists() and not path.is_file() and not path.is_dir():
-        raise CheckpointError(f"cannot read {what} {path}: not a regular file (a FIFO, device or socket)")
-    return path
 
 
 def _first(items: list[str]) -> str:

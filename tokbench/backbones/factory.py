@@ -6,6 +6,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+from tokbench.backbones.checkpoints import config_overrides_from_checkpoint, load_checkpoint
 from tokbench.backbones.variants import BACKBONES
 from tokbench.backbones.vit import VideoViT, VideoViTConfig
 from tokbench.errors import TokbenchError
@@ -24,8 +25,6 @@ def resolve_config(
     """
     config = BACKBONES.get(name)
     if checkpoint is not None:
-        from tokbench.backbones.checkpoints import config_overrides_from_checkpoint
-
         config = _replace(config, config_overrides_from_checkpoint(checkpoint), source=str(checkpoint))
     given = {k: v for k, v in {**overrides, "num_classes": num_classes}.items() if v is not None}
     return _replace(config, given, source="arguments")
@@ -65,7 +64,5 @@ def create_backbone(
     config = resolve_config(name, checkpoint=checkpoint, num_classes=num_classes, **overrides)
     model = VideoViT(config)
     if checkpoint is not None:
-        from tokbench.backbones.checkpoints import load_checkpoint
-
         load_checkpoint(model, checkpoint, name=name)
     return model.eval()

@@ -14,11 +14,17 @@ method a hook between attention and MLP. Differences from VideoMAE:
   reordered tokens keep their positions;
 * pooling is weighted by ``Tokens.size`` (merging methods) and ignores padding;
 * an optional CLS token (``class_token=True``) is supported for tests and image-style
-  backbones; it is a prefix token, never dropped.
+  backbones; it is a prefix token, never dropped;
+* a method may hand the backbone a clip of another size to tokenize (``Method.input_video``,
+  the ``resolution`` baseline): the tubelet grid is read from the clip, and the position of
+  each tubelet of that grid is its centre in the native grid's units, where the sin-cos
+  formula is evaluated (:func:`grid_positions`); the native grid gets the table unchanged.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import math
 from dataclasses import asdict, dataclass, fields
 from functools import partial
@@ -31,10 +37,13 @@ from timm.models.vision_transformer import Block
 from torch import Tensor, nn
 
 from tokbench.errors import TokbenchError
-from tokbench.methods.base import IDENTITY, Method
+from tokbench.hooks import IDENTITY, Method
 from tokbench.tokens import Clips, Tokens
 
-__all__ = ["VideoViT", "VideoViTConfig", "TubeletEmbed", "sincos_table", "self_attention"]
+__all__ = [
+    "VideoViT", "VideoViTConfig", "TubeletEmbed", "sincos_table", "sincos_at", "grid_positions", "grid_owners",
+    "self_attention",
+]
 
 AttnImpl = Literal["sdpa", "explicit"]
 #: The largest classifier head a config accepts (--num-classes, config.json's num_labels).
@@ -115,13 +124,50 @@ def sincos_table(n_position: int, dim: int) -> Tensor:
     Entry (p, j) is sin (j even) or cos (j odd) of p / 10000^(2*(j//2)/dim), computed in
     float64 as VideoMAE does with NumPy.
     """
-    pos = torch.arange(n_position, dtype=torch.float64)[:, None]
-    j = torch.arange(dim, dtype=torch.float64)[None, :]
+    return sincos_at(torch.arange(n_position, dtype=torch.float64), dim)
+
+
+def sincos_at(positions: Tensor, dim: int) -> Tensor:
+    """The sinusoid of :func:`sincos_table` at any (possibly fractional) positions:
+    (N,) -> (N, dim) float32, computed in float64 (integer positions give the table's rows
+    exactly)."""
+    pos = positions.to(torch.float64)[:, None]
+    j = torch.arange(dim, dtype=torch.float64, device=pos.device)[None, :]
     angle = pos / torch.pow(10000.0, 2 * torch.div(j, 2, rounding_mode="floor") / dim)
     table = torch.empty_like(angle)
     table[:, 0::2] = torch.sin(angle[:, 0::2])
     table[:, 1::2] = torch.cos(angle[:, 1::2])
     return table.float()
+
+
+def grid_positions(native: tuple[int, int, int], grid: tuple[int, int, int]) -> Tensor:
+    """Flattened position in the ``native`` (T', H', W') tubelet grid of each tubelet of
+    ``grid``, (prod(grid),) float64 in (t, h, w) order.
+
+    Along each axis, tubelet j of g covers the same part of the clip as native tubelets
+    [j G/g, (j + 1) G/g), so its centre is at native coordinate (j + 0.5) G/g - 0.5; the
+    flattened position is (t H' + h) W' + w, as VideoMAE's 1-D table is indexed. At
+    ``grid == native`` these are the integers 0 .. N - 1.
+    """
+    axes = [(torch.arange(g, dtype=torch.float64) + 0.5) * (G / g) - 0.5 for G, g in zip(native, grid)]
+    t, h, w = torch.meshgrid(*axes, indexing="ij")
+    return ((t * native[1] + h) * native[2] + w).flatten()
+
+
+@functools.lru_cache(maxsize=16)
+def _grid_table(native: tuple[int, int, int], grid: tuple[int, int, int], dim: int) -> Tensor:
+    # Memoised (a pure function of three tuples): the N x D sines took longer than the zoo
+    # model's whole forward pass on a busy 2-core CPU when rebuilt in every pass.
+    return sincos_at(grid_positions(native, grid), dim)
+
+
+def grid_owners(native: tuple[int, int, int], grid: tuple[int, int, int]) -> Tensor:
+    """For each native tubelet, (prod(native),) int64, the tubelet of ``grid`` whose extent
+    holds its centre: native i -> floor((i + 0.5) g / G) along each axis. Used to draw what
+    a resized clip's tokens cover in the native grid."""
+    axes = [torch.div((2 * torch.arange(G) + 1) * g, 2 * G, rounding_mode="floor") for G, g in zip(native, grid)]
+    t, h, w = torch.meshgrid(*axes, indexing="ij")
+    return ((t * grid[1] + h) * grid[2] + w).flatten()
 
 
 class TubeletEmbed(nn.Module):
@@ -257,19 +303,50 @@ class VideoViT(nn.Module):
                 f"expected (B, {', '.join(map(str, expected))}) as (B, C, T, H, W)"
             )
 
+    def grid_of(self, video: Tensor) -> tuple[int, int, int]:
+        """Tubelet grid (T', H', W') of a (B, C, T, H, W) clip: the config's ``grid`` for a
+        clip of the native size, another one for a clip a method resized.
+
+        Raises:
+            TokbenchError: the clip does not cut into whole tubelets.
+        """
+        c = self.config
+        t, p = c.tubelet_size, c.patch_size
+        if video.dim() != 5 or video.shape[1] != c.in_chans or video.shape[2] % t or video.shape[3] % p \
+                or video.shape[4] % p or 0 in video.shape[2:]:
+            raise TokbenchError(
+                f"a clip of shape {tuple(video.shape)} does not cut into {t}x{p}x{p} tubelets of "
+                f"{c.in_chans} channels: (B, C, T, H, W) needs T a multiple of {t}, H and W of {p}"
+            )
+        # int(): under fvcore's trace the sizes are 0-dim tensors, which would miss the table cache
+        return (int(video.shape[2]) // t, int(video.shape[3]) // p, int(video.shape[4]) // p)
+
+    def position_embedding(self, grid: tuple[int, int, int]) -> Tensor:
+        """(prod(grid), D) position embedding of a tubelet grid: the fixed table at the
+        native grid (the very buffer), else the sin-cos formula evaluated at each tubelet's
+        centre in native units (:func:`grid_positions`): where resampling the table in
+        (t, h, w) would read it, without interpolating between its rows."""
+        if tuple(grid) == self.config.grid:
+            return self.pos_embed
+        return _grid_table(self.config.grid, tuple(grid), self.config.embed_dim).to(self.pos_embed.device)
+
     def embed(self, clips: Clips, method: Method) -> Tokens:
-        """Tubelet embedding + position embedding of the tubelets the method keeps."""
-        index = method.before_embed(clips, self.num_patches)  # (B, K) or None = all; -1 = padding
+        """Tubelet embedding + position embedding of the tubelets the method keeps, in the
+        grid of ``clips.video`` (the native one unless a method resized the clip)."""
+        grid = self.grid_of(clips.video)
+        n = math.prod(grid)
+        index = method.before_embed(clips, n)  # (B, K) or None = all; -1 = padding
         mask = None
         if index is not None and not index.is_meta and bool((index < 0).any()):
             mask = index >= 0  # padding embeds tubelet 0 and is masked out of attention and pooling
             index = index.clamp_min(0)
         x = self.patch_embed(clips.video, index)  # (B, K, D)
+        pos = self.position_embedding(grid).to(x.dtype)
         if index is None:
-            x = x + self.pos_embed.to(x.dtype)
-            index = torch.arange(self.num_patches, device=x.device).expand(x.shape[0], -1)
+            x = x + pos
+            index = torch.arange(n, device=x.device).expand(x.shape[0], -1)
         else:
-            x = x + self.pos_embed.to(x.dtype)[index]
+            x = x + pos[index]
         p = self.config.n_prefix
         if self.cls_token is not None:
             x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1).to(x.dtype), x], dim=1)
@@ -278,7 +355,8 @@ class VideoViT(nn.Module):
         return Tokens(x=x, index=index, n_prefix=p, mask=mask)
 
     def block_forward(self, layer: int, tokens: Tokens, method: Method) -> Tokens:
-        """One pre-norm block: attention, the method's ``after_attn`` hook, MLP."""
+        """One pre-norm block: attention, the method's ``after_attn`` hook, MLP, its
+        ``after_block`` hook."""
         block = self.blocks[layer]
         bias = attention_bias(tokens, proportional=method.proportional_attention)
         out, extra = self_attention(
@@ -288,7 +366,35 @@ class VideoViT(nn.Module):
         tokens = tokens.replace(x=tokens.x + block.drop_path1(block.ls1(out)))
         tokens = method.after_attn(layer, tokens, extra)
         x = tokens.x
-        return tokens.replace(x=x + block.drop_path2(block.ls2(block.mlp(block.norm2(x)))))
+        tokens = tokens.replace(x=x + block.drop_path2(block.ls2(block.mlp(block.norm2(x)))))
+        return method.after_block(layer, tokens, extra)
+
+    def encode(self, video: Tensor, method: Method | None = None, *, blocks: int | None = None,
+               clip_ids: Tensor | None = None, labels: Tensor | None = None) -> Tokens:
+        """The tokens after the embedding and the first ``blocks`` blocks (all by default),
+        running ``method``'s hooks: ``Tokens.x`` is (B, n_prefix + N, D). The one way the
+        selectors, teachers and oracle run part of a backbone."""
+        method = IDENTITY if method is None else method
+        tokens = self._embedded(video, method, clip_ids, labels)
+        for layer in range(len(self.blocks) if blocks is None else blocks):
+            tokens = self.block_forward(layer, tokens, method)
+        return tokens
+
+    def mlp_hidden(self, layer: int, tokens: Tokens) -> tuple[Tensor, Tensor]:
+        """Block ``layer`` up to its MLP's hidden activations (no method hooks): the tokens
+        after the attention residual, (B, N, D), and A = act(fc1(norm2(x))), (B, N, hidden)
+        (LITE's Grad-CAM tensor). :meth:`mlp_rest` finishes the block from them."""
+        block = self.blocks[layer]
+        out, _ = self_attention(block.attn, block.norm1(tokens.x), bias=attention_bias(tokens, proportional=False),
+                                impl=self.config.attn_impl)
+        x = tokens.x + block.drop_path1(block.ls1(out))
+        mlp = block.mlp
+        return x, mlp.act(mlp.fc1(block.norm2(x)))
+
+    def mlp_rest(self, layer: int, x: Tensor, hidden: Tensor) -> Tensor:
+        """The rest of block ``layer`` from :meth:`mlp_hidden`'s (x, A): x + MLP output."""
+        block, mlp = self.blocks[layer], self.blocks[layer].mlp
+        return x + block.drop_path2(block.ls2(mlp.drop2(mlp.fc2(mlp.norm(mlp.drop1(hidden))))))
 
     def pool(self, tokens: Tokens, *, size_weighted: bool = True) -> Tensor:
         """(B, D) clip feature: (size-weighted) mean of real patch tokens -> fc_norm, or CLS."""
@@ -312,10 +418,18 @@ class VideoViT(nn.Module):
         if clip_ids is None:
             clip_ids = torch.arange(video.shape[0], device=video.device)
         clips = Clips(video=video, ids=clip_ids, labels=labels)
+        resized = method.input_video(clips)
+        if resized is not video:
+            clips = dataclasses.replace(clips, video=resized)
         tokens = self.embed(clips, method)
         if track_source:
             p = tokens.n_prefix
-            one_hot = F.one_hot(tokens.index, self.num_patches).to(tokens.x.dtype)
+            grid = self.grid_of(clips.video)
+            if grid == self.config.grid:
+                one_hot = F.one_hot(tokens.index, self.num_patches).to(tokens.x.dtype)
+            else:  # a token of a resized clip holds the native patches whose centres it covers
+                cover = F.one_hot(grid_owners(self.config.grid, grid), math.prod(grid)).T  # (n, N0)
+                one_hot = cover.to(tokens.x.device, tokens.x.dtype)[tokens.index]
             if tokens.mask is not None:  # padding holds no patch
                 one_hot = one_hot * tokens.mask[:, p:, None].to(one_hot.dtype)
             tokens = tokens.replace(source=torch.cat([one_hot.new_zeros(one_hot.shape[0], p, self.num_patches),

@@ -18,6 +18,7 @@ in the same gather, and all of them record the cell as failed.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 from dataclasses import dataclass
@@ -25,7 +26,11 @@ from typing import Any
 
 import torch
 
-__all__ = ["World", "SINGLE", "world_from_env", "shard", "Shard"]
+from tokbench.data.base import DataError
+from tokbench.data.batching import ItemsAt
+from tokbench.errors import UnreachableError
+
+__all__ = ["is_main_process", "process_group_session", "World", "SINGLE", "world_from_env", "shard", "Shard"]
 
 
 @dataclass(frozen=True)
@@ -100,9 +105,6 @@ class _Failure:
     message: str
 
     def rebuild(self, rank: int) -> Exception:
-        from tokbench.data.base import DataError
-        from tokbench.errors import UnreachableError
-
         if self.kind == "UnreachableError":
             return UnreachableError(self.message)
         if self.kind == "DataError":
@@ -134,23 +136,14 @@ def world_from_env(device: torch.device) -> World:
     return World(rank=rank, size=size, local_rank=local_rank, backend=backend)
 
 
-class Shard:
+class Shard(ItemsAt):
     """Items ``rank, rank + size, ...`` of ``dataset``; every other attribute (``card``,
     ``views``, ``num_verbs``, ...) is the dataset's. Items keep their own ``index``."""
 
     def __init__(self, dataset, rank: int, size: int) -> None:
-        self.dataset, self.positions = dataset, range(rank, len(dataset), size)
         # Videos the dataset could not find are reported once, by rank 0.
-        self.missing = list(getattr(dataset, "missing", [])) if rank == 0 else []
-
-    def __len__(self) -> int:
-        return len(self.positions)
-
-    def __getitem__(self, i: int):
-        return self.dataset[self.positions[i]]
-
-    def __getattr__(self, name: str):
-        return getattr(self.dataset, name)
+        super().__init__(dataset, range(rank, len(dataset), size),
+                         missing=list(getattr(dataset, "missing", [])) if rank == 0 else [])
 
     def __repr__(self) -> str:
         return f"Shard({self.dataset!r}, {self.positions.start} of every {self.positions.step})"
@@ -159,3 +152,21 @@ class Shard:
 def shard(dataset, world: World):
     """``dataset`` itself in one process, else this rank's :class:`Shard`."""
     return Shard(dataset, world.rank, world.size) if world.distributed else dataset
+
+
+def is_main_process() -> bool:
+    """Rank 0 of a torchrun launch (or a plain process): the one that talks and writes."""
+    return os.environ.get("RANK", "0") == "0"
+
+
+@contextlib.contextmanager
+def process_group_session():
+    """Tear down the process group a sweep joined (``world_from_env``) when the sweep ends,
+    however it ends."""
+    try:
+        yield
+    finally:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()

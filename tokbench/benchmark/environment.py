@@ -11,6 +11,8 @@ from pathlib import Path
 
 import torch
 
+from tokbench.errors import TokbenchError
+
 __all__ = ["collect_environment", "device_name", "git_revision", "resolve_device"]
 
 _PACKAGES = ("tokbench", "torch", "timm", "fvcore", "numpy")
@@ -22,8 +24,6 @@ def resolve_device(device: str) -> torch.device:
     Raises:
         TokbenchError: CUDA requested on a machine without it, or a malformed device.
     """
-    from tokbench.errors import TokbenchError
-
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:

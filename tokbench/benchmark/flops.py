@@ -2,7 +2,7 @@
 
 fvcore traces the model and counts matmuls, linears, convolutions and norms. It gives
 ``scaled_dot_product_attention`` zero, silently losing 45.3 of VideoMAE ViT-B's 180.5
-GFLOPs (docs/METHODS.md §2.2), so tokbench registers a handle for it that counts exactly
+GFLOPs (fvcore#129, VMamba#296: unregistered ops count zero), so tokbench registers a handle for it that counts exactly
 what the explicit path's two matmuls count (QK^T and AV). Elementwise, softmax and
 selection ops (add, gelu, topk, sort, gather, ...) count zero, as in every paper we
 compare with; they are listed in ``ZERO_COST_OPS`` so that any other op fvcore meets is
@@ -17,6 +17,7 @@ clip on real clips and averaged, because E[F(K)] != F(E[K]).
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import hashlib
 import json
@@ -32,6 +33,7 @@ import torch
 from torch import Tensor, nn
 
 from tokbench.backbones.vit import VideoViT, VideoViTConfig
+from tokbench.cache import default_cache_dir
 from tokbench.errors import TokbenchError
 from tokbench.methods.base import Method
 
@@ -42,7 +44,7 @@ _JIT_DEPRECATED = r"`torch\.jit\.\w+` is deprecated"
 with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message=_JIT_DEPRECATED, category=FutureWarning)
     from fvcore.nn import FlopCountAnalysis
-    from fvcore.nn.jit_handles import get_shape
+    from fvcore.nn.jit_handles import elementwise_flop_counter, get_shape
 
 __all__ = [
     "FLOP_COUNTER", "FLOPS_UNIT", "FlopCount", "ZERO_COST_OPS", "count_flops", "cached_flops",
@@ -118,6 +120,9 @@ class FlopCount:
 
 def _with_handles(analysis: FlopCountAnalysis) -> FlopCountAnalysis:
     analysis.set_op_handle("aten::scaled_dot_product_attention", sdpa_flop_jit)
+    # The antialiased resize (the resolution baseline) counts as fvcore counts a bilinear one:
+    # 4 per output element (fvcore's own rule for aten::upsample_bilinear2d).
+    analysis.set_op_handle("aten::_upsample_bilinear2d_aa", elementwise_flop_counter(0, 4))
     analysis.set_op_handle(**{op: None for op in ZERO_COST_OPS})
     analysis.unsupported_ops_warnings(False)
     analysis.uncalled_modules_warnings(False)
@@ -149,7 +154,9 @@ def count_flops(
 
     Args:
         config: backbone geometry and width (weights do not change FLOPs).
-        method: a configured method (``method.setup`` is called here).
+        method: a configured (and, if it needs it, calibrated) method. It is left as it is:
+            a shallow copy of it is set up on the counted backbone, so the caller's instance
+            stays set up on the real model.
         videos: (n, C, T, H, W) clips for content-dependent methods; counted one by one.
         backbone: the model to count when the method needs its weights (learned
             selectors); by default a fresh one is built on the meta device.
@@ -164,6 +171,7 @@ def count_flops(
         with torch.device("cpu" if depends else "meta"):
             backbone = VideoViT(config)
     backbone.eval()
+    method = copy.copy(method)  # its own copy: setup() rebinds attributes to the counted backbone
     method.setup(backbone)
     device = next(backbone.parameters()).device
     if videos is None:
@@ -202,11 +210,6 @@ def count_flops(
         unsupported_ops=unsupported,
         clips=len(totals),
     )
-
-
-def default_cache_dir() -> Path:
-    """``$TOKBENCH_CACHE`` or ``~/.cache/tokbench``."""
-    return Path(os.environ.get("TOKBENCH_CACHE") or Path.home() / ".cache" / "tokbench")
 
 
 def flops_cache_key(config: VideoViTConfig, method: Method) -> str:

@@ -12,11 +12,11 @@ import contextlib
 import hashlib
 import json
 import logging
+import os
 import time
-import traceback
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,18 +24,25 @@ import torch
 from torch import Tensor
 
 from tokbench.backbones import BACKBONES, VideoViT, VideoViTConfig, create_backbone, resolve_config
-from tokbench.benchmark.distributed import SINGLE, World, world_from_env
+from tokbench.benchmark.distributed import World, world_from_env
 from tokbench.benchmark.environment import collect_environment, device_name, resolve_device
-from tokbench.benchmark.evaluate import evaluate, head_size
+from tokbench.benchmark.evaluate import evaluate, from_store, head_size, score, stored_labels
 from tokbench.benchmark.flops import cached_flops
+from tokbench.benchmark.groups import MAX_CELLS, GroupMember, run_group_pass, split_groups, stored_indices
 from tokbench.benchmark.spec import METRICS as METRIC_NAMES
 from tokbench.benchmark.spec import cell_key
 from tokbench.benchmark.timing import measure_throughput, resolve_dtype
+from tokbench.benchmark.training_protocols import adapt, training_settings
 from tokbench.claims import CellClaims
 from tokbench.data import DATASETS, create_dataset
+from tokbench.data.real import check_readable
+from tokbench.data.synthetic import DEFAULT_CLIPS
 from tokbench.errors import TokbenchError, TokbenchWarning, UnreachableError
 from tokbench.methods import METHODS, Method, build_method, method_id, parse_method_spec
+from tokbench.plugins import method_origin
+from tokbench.predictions import PredictionWriter, read_predictions
 from tokbench.store import SCHEMA_VERSION, THROUGHPUT_FIELDS, RunWriter, pending_metrics, stored_cells, utc_now
+from tokbench.zoo import zoo_checkpoint
 
 __all__ = ["Sweep", "Cell", "plan", "run_sweep", "SweepResult"]
 
@@ -69,7 +76,7 @@ class Sweep:
     split: str | None = None  # default: each dataset's evaluation split
     limit: int | None = None  # evaluate only the first N videos (smoke runs)
     eval_batch_size: int = 8
-    num_workers: int = 0
+    num_workers: int | None = None  # DataLoader workers; None: by dataset (see _Shared.workers)
     protocol: str = "eval"  # eval | lp (linear probe on reduced tokens) | ft (fine-tune with reduction)
     train_limit: int | None = None  # training clips for lp/ft (default: the whole train split)
     # Content-dependent methods (RLT): clips to calibrate on (train split), clips to count
@@ -78,8 +85,13 @@ class Sweep:
     calibration_clips: int = 64
     flop_clips: int = 16
     content_dataset: str = "synth-motion"
+    command: str | None = None  # the command line that made the sweep (recorded, not part of any id)
+    group_cells: int = MAX_CELLS  # accuracy cells per pass over the data (1: each cell its own pass)
     # The evaluation protocol of real datasets (tokbench.data.protocols): None keeps each
     # dataset's default protocol and that protocol's views, stride and aggregation.
+    # Seeds of the stochastic methods (those with a ``seed`` option): each such method spec
+    # that does not set its seed runs once per seed here (random(seed=0), random(seed=1), ...).
+    method_seeds: tuple[int, ...] | None = None
     eval_protocol: str | None = None
     eval_views: tuple[int, int] | None = None  # (temporal clips, spatial crops)
     eval_stride: int | None = None
@@ -169,13 +181,9 @@ def plan(sweep: Sweep) -> list[Cell]:
     dtype = resolve_dtype(sweep.dtype, device)  # decides accuracy (fp32 on CPU, bf16 autocast on CUDA by default)
     if "accuracy" in sweep.metrics and None in sweep.datasets:
         raise TokbenchError("the accuracy metric needs a dataset: pass --dataset NAME (see 'tokbench ls datasets')")
-    from tokbench.train.protocols import FT_CONFIG, LP_CONFIG, PROTOCOLS
-
-    if sweep.protocol not in PROTOCOLS:
-        raise TokbenchError(f"unknown protocol {sweep.protocol!r}: choose from {', '.join(PROTOCOLS)}")
+    training = training_settings(sweep.protocol)  # an unknown protocol raises
     if sweep.protocol != "eval" and "accuracy" not in sweep.metrics:
         raise TokbenchError(f"--protocol {sweep.protocol} trains for accuracy: add accuracy to --metrics and a --dataset")
-    training = {"lp": asdict(LP_CONFIG), "ft": asdict(FT_CONFIG)}.get(sweep.protocol)
     protocol_keys = {"protocol": sweep.protocol, "training": training, "train_limit": sweep.train_limit}
     # What decides a cell's speed but none of its other numbers: the device's name (the CPU
     # model or the GPU) and how it is timed. Only the speed id holds them.
@@ -209,7 +217,7 @@ def plan(sweep: Sweep) -> list[Cell]:
             if checkpoint is not None:
                 # Load once now so a checkpoint that does not fit fails before anything runs.
                 create_backbone(backbone, checkpoint=checkpoint, num_classes=config.num_classes)
-            for spec in sweep.methods:
+            for spec in _seeded(sweep.methods, sweep.method_seeds):
                 name, _ = parse_method_spec(spec)
                 cls = METHODS.get(name)
                 reference = build_method(spec, p_ratio=1.0)  # validates the options once
@@ -224,7 +232,8 @@ def plan(sweep: Sweep) -> list[Cell]:
                     key = cell_key({
                         **content,
                         "schema": SCHEMA_VERSION, "config": config.to_dict(), "weights": _content_id(weights),
-                        "method": reference.name, "params": _identity_params(reference.params(), cls.identity_defaults), "p_ratio": p,
+                        "method": reference.name, "p_ratio": p,
+                        "params": _identity_params(reference.params(), cls.identity_defaults),
                         "seed": sweep.seed, "dtype": dtype, **protocol_keys, **data_keys,
                     })
                     if key in seen:  # 'random' and 'random(seed=0)': one cell, measured once
@@ -242,6 +251,21 @@ def plan(sweep: Sweep) -> list[Cell]:
         warnings.warn(f"--methods: {again!r} is the same method as {first!r}; its cells are measured once",
                       DuplicateCellWarning, stacklevel=2)
     return cells
+
+
+def _seeded(specs: tuple[str, ...], seeds: tuple[int, ...] | None) -> list[str]:
+    """Each spec of a method with a ``seed`` option that does not set it, once per seed."""
+    if not seeds:
+        return list(specs)
+    out = []
+    for spec in specs:
+        name, kwargs = parse_method_spec(spec)
+        if "seed" in kwargs or "seed" not in METHODS.get(name).param_names():
+            out.append(spec)
+            continue
+        options = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+        out += [f"{name}({options}{', ' if options else ''}seed={seed})" for seed in seeds]
+    return out
 
 
 def _content_id(weights: str) -> str:
@@ -270,8 +294,6 @@ def _checkpoint_for(checkpoint: str | None, dataset: str | None) -> str | None:
         return checkpoint
     if dataset is None:
         raise TokbenchError("--checkpoint zoo needs --dataset: the zoo has one backbone per synthetic dataset")
-    from tokbench.zoo import zoo_checkpoint
-
     return str(zoo_checkpoint(dataset))
 
 
@@ -287,8 +309,6 @@ def open_dataset(sweep: Sweep, name: str, config: VideoViTConfig, *, train: bool
     limit = sweep.train_limit if train else sweep.limit
     split = "train" if train else sweep.split or card.eval_split
     if limit is not None and card.kind == "synthetic":
-        from tokbench.data.synthetic import DEFAULT_CLIPS
-
         # Clip i of a synthetic split does not depend on its size, so num_clips=600 on the
         # 500-clip split would invent 100 clips that are not in it: a limit keeps at most the
         # split, as it does for real datasets (the record's clips says how many ran).
@@ -304,8 +324,6 @@ def open_dataset(sweep: Sweep, name: str, config: VideoViTConfig, *, train: bool
                             "--eval-protocol/--eval-views/--eval-stride/--eval-aggregation options apply to real datasets")
     dataset = create_dataset(name, split=split, root=sweep.data_root, **overrides)
     if card.kind == "real" and not train:
-        from tokbench.data.real import check_readable
-
         check_readable(dataset)
     return dataset
 
@@ -332,8 +350,6 @@ def _check_buildable(spec: str, p_ratio: float) -> None:
 
 
 def _base_record(cell: Cell, sweep: Sweep, run_id: str, env: dict) -> dict[str, Any]:
-    from tokbench.plugins import method_origin
-
     c = cell.config
     cls = METHODS.get(cell.method_name)
     return {
@@ -345,9 +361,7 @@ def _base_record(cell: Cell, sweep: Sweep, run_id: str, env: dict) -> dict[str, 
         "depth": c.depth, "dataset": cell.dataset, "split": cell.split, "protocol": sweep.protocol, "seed": sweep.seed,
         "method": cell.method_name, "method_id": cell.method_id, "method_origin": method_origin(cls),
         "method_params": cell.method_params, "privileged": cls.privileged, "embeds": cls.embeds,
-        "p_ratio": cell.p_ratio, "metrics": list(sweep.metrics),
-        # The kernel that actually ran: a method needing attention probabilities forces it.
-        "attn_impl": "explicit" if cls.attn_needs == "probs" else c.attn_impl,
+        "p_ratio": cell.p_ratio, "metrics": list(sweep.metrics), "command": sweep.command,
         "env": env,
     }
 
@@ -365,14 +379,34 @@ class _Shared:
         self.best_calibration: float | None = None  # fastest calibration kernel seen: the machine when quiet
         self.memos: dict[tuple, dict] = {}
 
+    def retain(self, cells: list[Cell]) -> None:
+        """Keep in memory only the models these cells (a group, or one cell) run on."""
+        keep = {(c.config, c.checkpoint) for c in cells}
+        for key in [k for k in self.models if k not in keep]:
+            del self.models[key]
+
     def model(self, cell: Cell) -> VideoViT:
         key = (cell.config, cell.checkpoint)
         if key not in self.models:
-            self.models.clear()  # one real model in memory at a time
             self.models[key] = create_backbone(
                 cell.backbone, checkpoint=cell.checkpoint, num_classes=cell.config.num_classes
             ).to(self.device)
         return self.models[key]
+
+    def workers(self, dataset) -> int:
+        """DataLoader workers for ``dataset``: the sweep's ``num_workers``, or by default none
+        for the synthetic suite (its clips are in memory) and, for a real dataset, one per
+        CPU this process may use but one, at most 8 (decoding is what a real evaluation
+        waits on)."""
+        if self.sweep.num_workers is not None:
+            return self.sweep.num_workers
+        if dataset.card.kind != "real":
+            return 0
+        try:
+            cpus = len(os.sched_getaffinity(0))
+        except (AttributeError, OSError):
+            cpus = os.cpu_count() or 1
+        return max(1, min(8, cpus - 1))
 
     def memo(self, cell: Cell) -> dict:
         """Per-clip method results that do not depend on P, for one (dataset, model)."""
@@ -451,96 +485,82 @@ def _prepared_everywhere(cell: Cell, sweep: Sweep, shared: _Shared, world: World
     return method
 
 
-def _measure(cell: Cell, sweep: Sweep, shared: _Shared, world: World = SINGLE,
-             metrics: tuple[str, ...] | None = None) -> dict[str, Any]:
-    """FLOPs, accuracy and throughput of one cell (``metrics``, default the sweep's).
-    Distributed: accuracy on every rank (each its shard), FLOPs and throughput on rank 0;
-    collectives run in the same order on every rank whatever fails (a rank-0 FLOP error is
-    raised after the accuracy gather)."""
-    metrics = sweep.metrics if metrics is None else metrics
-    out: dict[str, Any] = {}
-    device = shared.device
-    method = _prepared_everywhere(cell, sweep, shared, world)
-    content = method.cost_depends_on_content
-    deferred: Exception | None = None
-    if "flops" in metrics and world.is_main:
-        try:
-            # Counting calls setup() again with its own backbone (meta device, or CPU per clip).
-            videos = _content_clips(cell, sweep, shared, train=False, n=sweep.flop_clips) if content else None
-            flops = cached_flops(cell.config, method, videos=videos)
-            out.update(
-                gflops=flops.gflops, gflops_std=flops.gflops_std, flop_counter=flops.counter,
-                params_m=flops.params / 1e6, tokens_per_block=flops.tokens_per_block,
-                tokens_kept=flops.tokens_per_block[0] - cell.config.n_prefix,
-                flops_by_operator=flops.by_operator,
-            )
-            method.setup(shared.model(cell))  # back on the real model (counting set it up on its own copy)
-        except Exception as e:  # noqa: BLE001 - raised after the other ranks' gather
-            if not world.distributed:
-                raise
-            deferred = e
-    if "accuracy" in metrics:
-        model = method.model(shared.model(cell))
-        if sweep.protocol != "eval":  # train a probe / fine-tune with the reduction on, then evaluate that
-            from tokbench.train.protocols import adapt
+def attention_kernels(method: Method, config: VideoViTConfig) -> dict[str, Any]:
+    """The attention kernel each block of ``method`` runs (``attn_impl_blocks``): explicit
+    where the method asks for attention probabilities (a cue method's decision block,
+    vid-TLDR's scoring block), the backbone's kernel elsewhere; ``attn_impl`` is that kernel
+    when all blocks agree, else ``mixed``."""
+    blocks = ["explicit" if method.attention_needs(layer) == "probs" else config.attn_impl for layer in range(config.depth)]
+    return {"attn_impl": blocks[0] if len(set(blocks)) == 1 else "mixed", "attn_impl_blocks": blocks}
 
-            torch.manual_seed(sweep.seed)
-            model = adapt(sweep.protocol, model, method, shared.dataset(cell, train=True), device=device)
-        acc = evaluate(model, method, shared.dataset(cell), batch_size=sweep.eval_batch_size, device=device,
-                       dtype=resolve_dtype(sweep.dtype, device), num_workers=sweep.num_workers, world=world)
-        out.update(acc.metrics)
-        out.update(clips=acc.clips, views=acc.views, view_averaging=acc.aggregation, skipped_videos=acc.skipped_videos)
-        protocol = getattr(shared.dataset(cell), "protocol", None)
-        if protocol is not None:  # a real dataset: the protocol's name and every parameter
-            out.update(eval_protocol=protocol.name, eval_protocol_params=protocol.params())
-        else:
-            out["eval_protocol"] = "synthetic"
-    if deferred is not None:
-        raise deferred
-    if not world.is_main:
-        return out  # rank 0 times and writes
-    if "throughput" in metrics and method.privileged:
-        out["throughput_skipped"] = "privileged: the method needs the true labels, which a deployed model has not"
-        out["speed_id"] = cell.speed_key
-    elif "throughput" in metrics:
-        geometry = {k: v for k, v in cell.config.to_dict().items() if k != "num_classes"}
-        # Timed once per geometry/method/P, except where the cost depends on the clips (then
-        # per dataset, on the dataset's clips: random noise would make RLT keep everything).
-        key = (json.dumps(geometry, sort_keys=True), cell.method_name,
-               json.dumps(cell.method_params, sort_keys=True, default=str), cell.p_ratio,
-               cell.dataset if content else None)
-        if key not in shared.timings:
-            videos = None
-            if content:
-                videos = _content_clips(cell, sweep, shared, train=False, n=max(sweep.batch_size, sweep.flop_clips))
-                videos = videos[: sweep.batch_size]
-            timed = method.model(shared.model(cell))
-            warmup = sweep.warmup
-            if sweep.compile:
-                # Compiled per cell (the method's hooks are part of the graph); compilation
-                # happens in the untimed warm-up passes, at least two (compile, then steady).
-                torch._dynamo.reset()
-                timed, warmup = torch.compile(timed), max(warmup, 2)
-            shared.timings[key] = timing = measure_throughput(
-                timed, method, batch_size=sweep.batch_size, device=device, dtype=sweep.dtype,
-                warmup=warmup, repeats=sweep.repeats, seed=sweep.seed, video=videos,
-                best_calibration=shared.best_calibration,
-            )
-            shared.best_calibration = max(shared.best_calibration or 0.0, *timing.calibration_gflops)
-        timing = shared.timings[key]
-        out.update(
-            clips_per_s=timing.clips_per_s, ms_per_clip=timing.ms_per_clip,
-            median_ms=timing.median_ms, iqr_ms=timing.iqr_ms, latency_ms=timing.samples_ms,
-            batch_size=timing.batch_size, warmup=timing.warmup, repeats=timing.repeats,
-            dtype=timing.dtype, device=str(device), peak_mem_mb=timing.peak_mem_mb,
-            speed_id=cell.speed_key, speed_device=device_name(device), compiled=sweep.compile,
-            speed_spread=timing.spread, clips_per_s_lo=timing.clips_per_s_lo, clips_per_s_hi=timing.clips_per_s_hi,
-            calibration_gflops=list(timing.calibration_gflops), load_per_cpu=timing.load_per_cpu,
-            speed_flags=timing.flags,
+
+def _flops_fields(cell: Cell, sweep: Sweep, shared: _Shared, method: Method) -> dict[str, Any]:
+    """FLOPs, parameters and tokens of one cell (fvcore; counting sets up its own copy of the
+    method on its own backbone: the meta device, or the CPU per clip for content-dependent costs)."""
+    content = method.cost_depends_on_content
+    videos = _content_clips(cell, sweep, shared, train=False, n=sweep.flop_clips) if content else None
+    flops = cached_flops(cell.config, method, videos=videos)
+    return dict(gflops=flops.gflops, gflops_std=flops.gflops_std, flop_counter=flops.counter,
+                params_m=flops.params / 1e6, tokens_per_block=flops.tokens_per_block,
+                tokens_kept=flops.tokens_per_block[0] - cell.config.n_prefix, flops_by_operator=flops.by_operator)
+
+
+def _speed_fields(cell: Cell, sweep: Sweep, shared: _Shared, method: Method) -> dict[str, Any]:
+    """Throughput of one cell, timed once per geometry/method/P, except where the cost
+    depends on the clips (then per dataset, on the dataset's clips: random noise would make
+    RLT keep everything). Privileged methods are not timed."""
+    if method.privileged:
+        return {"throughput_skipped": "privileged: the method needs the true labels, which a deployed model has not",
+                "speed_id": cell.speed_key}
+    device, content = shared.device, method.cost_depends_on_content
+    geometry = {k: v for k, v in cell.config.to_dict().items() if k != "num_classes"}
+    key = (json.dumps(geometry, sort_keys=True), cell.method_name,
+           json.dumps(cell.method_params, sort_keys=True, default=str), cell.p_ratio,
+           cell.dataset if content else None)
+    if key not in shared.timings:
+        videos = None
+        if content:
+            videos = _content_clips(cell, sweep, shared, train=False, n=max(sweep.batch_size, sweep.flop_clips))
+            videos = videos[: sweep.batch_size]
+        timed = method.model(shared.model(cell))
+        warmup = sweep.warmup
+        if sweep.compile:
+            # Compiled per cell (the method's hooks are part of the graph); compilation
+            # happens in the untimed warm-up passes, at least two (compile, then steady).
+            torch._dynamo.reset()
+            timed, warmup = torch.compile(timed), max(warmup, 2)
+        shared.timings[key] = timing = measure_throughput(
+            timed, method, batch_size=sweep.batch_size, device=device, dtype=sweep.dtype,
+            warmup=warmup, repeats=sweep.repeats, seed=sweep.seed, video=videos,
+            best_calibration=shared.best_calibration,
         )
-    out["method_state"] = method.describe()
-    if content and cell.dataset is None:
-        out["content_dataset"] = sweep.content_dataset
+        shared.best_calibration = max(shared.best_calibration or 0.0, *timing.calibration_gflops)
+    timing = shared.timings[key]
+    return dict(
+        clips_per_s=timing.clips_per_s, ms_per_clip=timing.ms_per_clip,
+        median_ms=timing.median_ms, iqr_ms=timing.iqr_ms, latency_ms=timing.samples_ms,
+        batch_size=timing.batch_size, warmup=timing.warmup, repeats=timing.repeats,
+        dtype=timing.dtype, device=str(device), peak_mem_mb=timing.peak_mem_mb,
+        speed_id=cell.speed_key, speed_device=device_name(device), compiled=sweep.compile,
+        speed_spread=timing.spread, clips_per_s_lo=timing.clips_per_s_lo, clips_per_s_hi=timing.clips_per_s_hi,
+        calibration_gflops=list(timing.calibration_gflops), load_per_cpu=timing.load_per_cpu,
+        speed_flags=timing.flags,
+    )
+
+
+def _accuracy_fields(cell: Cell, dataset, acc) -> dict[str, Any]:
+    """The record's accuracy fields from a scored evaluation (:func:`~tokbench.benchmark.evaluate.score`)."""
+    out: dict[str, Any] = dict(acc.metrics)
+    for name, (lo, hi) in acc.intervals.items():
+        out.update({f"{name}_lo": lo, f"{name}_hi": hi})
+    out.update(clips=acc.clips, views=acc.views, view_averaging=acc.aggregation, skipped_videos=acc.skipped_videos,
+               bootstrap=acc.bootstrap,
+               predictions={"folder": str(Path("predictions") / cell.key), "rows": acc.clips, "dtype": "float32"})
+    protocol = getattr(dataset, "protocol", None)
+    if protocol is not None:  # a real dataset: the protocol's name and every parameter
+        out.update(eval_protocol=protocol.name, eval_protocol_params=protocol.params())
+    else:
+        out["eval_protocol"] = "synthetic"
     return out
 
 
@@ -553,22 +573,243 @@ def is_out_of_memory(error: BaseException) -> bool:
     return isinstance(error, RuntimeError) and ("can't allocate memory" in text or "out of memory" in text.lower())
 
 
+class Progress:
+    """What :func:`run_sweep` tells a progress display; every method is a no-op here
+    (``tokbench run`` shows a bar on a terminal and plain lines in a log)."""
+
+    def start(self, cells: int) -> None:
+        """``cells`` cells have something to measure."""
+
+    def group(self, label: str, cells: int, clips: int) -> None:
+        """A pass over ``clips`` clips for ``cells`` cells begins (``clips`` 0: no data pass)."""
+
+    def clips(self, n: int) -> None:
+        """``n`` more clips of the current pass were decoded and run."""
+
+    def cell_done(self, cell: Cell, record: dict[str, Any]) -> None:
+        """A cell's record was written."""
+
+
+@dataclass
+class _Entry:
+    """A cell being measured in this run: what it measures, its record so far, its method."""
+
+    cell: Cell
+    measure: tuple[str, ...]
+    record: dict[str, Any]
+    started: float
+    method: Method | None = None
+    done: bool = False
+
+
+class _Run:
+    """One run_sweep call: the sweep, the store and the machine, and how a unit of cells (a
+    group evaluated in one pass over the data, or one cell) is measured."""
+
+    def __init__(self, sweep: Sweep, results_dir: str | Path, *, retry_failed: bool, world: World, device: torch.device,
+                 writer: RunWriter | None, claims: CellClaims | None, run_id: str, env: dict, progress: Progress,
+                 result: SweepResult) -> None:
+        self.sweep, self.results_dir, self.retry_failed, self.world = sweep, Path(results_dir), retry_failed, world
+        self.writer, self.claims, self.run_id, self.env, self.progress, self.result = \
+            writer, claims, run_id, env, progress, result
+        self.shared = _Shared(sweep, device)
+
+    # -- a unit ---------------------------------------------------------------------------
+    def unit(self, cells: list[Cell]) -> None:
+        """Claim the cells, prepare their methods, evaluate the accuracy cells in one pass,
+        then count and time each, writing each record as soon as it is complete."""
+        entries = self._claimed(cells)
+        if not entries:
+            return
+        self.shared.retain([e.cell for e in entries])
+        for entry in entries:
+            self._guard(entry, lambda e=entry: setattr(e, "method", _prepared_everywhere(e.cell, self.sweep, self.shared,
+                                                                                            self.world)))
+            if entry.method is not None:
+                entry.record.update(attention_kernels(entry.method, entry.cell.config))
+        accuracy = [e for e in entries if not e.done and "accuracy" in e.measure]
+        if accuracy and self.sweep.protocol == "eval":
+            self._group_pass(accuracy)
+        else:
+            for entry in accuracy:
+                self._guard(entry, lambda e=entry: self._adapted_accuracy(e))
+        for entry in entries:
+            if entry.done:
+                continue
+            if self.world.is_main:
+                if "flops" in entry.measure:
+                    self._guard(entry, lambda e=entry: e.record.update(
+                        _flops_fields(e.cell, self.sweep, self.shared, e.method)), collective=False)
+                if not entry.done and "throughput" in entry.measure:
+                    self._guard(entry, lambda e=entry: e.record.update(
+                        _speed_fields(e.cell, self.sweep, self.shared, e.method)), collective=False)
+            if not entry.done:
+                entry.record["method_state"] = entry.method.describe()
+                if entry.method.cost_depends_on_content and entry.cell.dataset is None:
+                    entry.record["content_dataset"] = self.sweep.content_dataset
+                self._finish(entry)
+
+    def _claimed(self, cells: list[Cell]) -> list[_Entry]:
+        """Rank 0 claims each cell and decides, from what is stored now, what to measure; every
+        rank gets the same decisions."""
+        local: list[tuple[str, tuple[str, ...], dict | None]] = []
+        if self.claims is not None:
+            for cell in cells:
+                stored_now = self.claims.acquire(cell.key)
+                if stored_now is None:
+                    continue
+                measure, base = pending_metrics(stored_now, self.sweep.metrics, cell.speed_key,
+                                                retry_failed=self.retry_failed)
+                if not measure:  # finished by another sweep since this one planned
+                    self.claims.release(cell.key)
+                    continue
+                local.append((cell.key, tuple(measure), base))
+        decisions = self.world.broadcast([(k, m) for k, m, _ in local] if self.world.is_main else None)
+        bases = {k: b for k, _, b in local}
+        by_key = {c.key: c for c in cells}
+        entries = []
+        for key, measure in decisions:
+            cell = by_key[key]
+            record = _base_record(cell, self.sweep, self.run_id, self.env)
+            base = bases.get(key)
+            if base is not None:
+                record.update(_carried_over(base, record, measure))
+            if self.world.distributed:
+                record["distributed"] = self.world.describe()
+            entries.append(_Entry(cell, measure, record, time.perf_counter()))
+        return entries
+
+    def _guard(self, entry: _Entry, step: Callable[[], Any], *, collective: bool = True) -> None:
+        """Run one step of a cell; a failure becomes the cell's record (``unreachable``,
+        ``oom`` or ``error``) and the cell is done. ``collective`` steps raise alike on every
+        rank (method preparation), the others run on rank 0 only."""
+        try:
+            step()
+        except UnreachableError as e:
+            entry.record.update(status="unreachable", error=str(e))
+            self._finish(entry)
+        except (Exception, SystemExit) as e:  # a failed cell is recorded; it never stops the sweep
+            self._fail(entry, e)
+
+    def _fail(self, entry: _Entry, error: BaseException) -> None:
+        if is_out_of_memory(error):
+            first_line = str(error).splitlines()[0] if str(error) else ""
+            entry.record.update(status="oom", error=f"{type(error).__name__}: {first_line}")
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+        else:
+            entry.record.update(status="error", error=f"{type(error).__name__}: {error}")
+        log.debug("cell %s failed: %r", entry.cell.key, error)
+        self._finish(entry)
+
+    def _finish(self, entry: _Entry) -> None:
+        """Write the cell's record (rank 0), then let its claim go."""
+        entry.done = True
+        entry.record["cell_seconds"] = round(time.perf_counter() - entry.started, 3)
+        if self.writer is not None:
+            self.writer.append(entry.record)  # on disk before the claim goes
+            self.claims.release(entry.cell.key)
+            self.result.records.append(entry.record)
+            self.result.path = self.writer.path
+            self.progress.cell_done(entry.cell, entry.record)
+
+    # -- accuracy ---------------------------------------------------------------------------
+    def _writer(self, cell: Cell) -> PredictionWriter:
+        rank = f"-rank{self.world.rank}" if self.world.distributed else ""
+        return PredictionWriter(self.results_dir, cell.key, f"{self.run_id}{rank}")
+
+    def _group_pass(self, entries: list[_Entry]) -> None:
+        """The cells' accuracy from one pass over the clips they still lack (:mod:`groups`)."""
+        dataset = self.shared.dataset(entries[0].cell)
+        positions = range(len(dataset))
+        needs = None
+        if self.world.is_main:  # what earlier, killed passes stored
+            needs = {e.cell.key: sorted(set(positions) - stored_indices(self.results_dir, e.cell.key)) for e in entries}
+        needs = self.world.broadcast(needs)
+        members = [GroupMember(e.cell.key, e.method, e.method.model(self.shared.model(e.cell)), self._writer(e.cell),
+                               set(needs[e.cell.key])) for e in entries]
+        clips = len(set().union(*(m.need for m in members)))
+        if self.world.is_main:
+            self.progress.group(f"{entries[0].cell.dataset}: {len(entries)} cells", len(entries), clips)
+        sweep, device = self.sweep, self.shared.device
+        try:
+            stats = run_group_pass(members, dataset, batch_size=sweep.eval_batch_size, device=device,
+                                   dtype=resolve_dtype(sweep.dtype, device), num_workers=self.shared.workers(dataset),
+                                   world=self.world, on_clips=self.progress.clips if self.world.is_main else None,
+                                   is_out_of_memory=is_out_of_memory)
+        finally:
+            for member in members:
+                member.writer.close()
+        reports = self.world.all_gather({"skipped": stats.skipped, "decode": stats.decode_seconds,
+                                         "errors": {m.key: m.error for m in members if m.error is not None}})
+        skipped = sorted({s for r in reports for s in r["skipped"]})
+        decode = max(r["decode"] for r in reports)
+        for entry, member in zip(entries, members):
+            error = next((r["errors"][member.key] for r in reports if member.key in r["errors"]), None)
+            if error is not None:
+                self._fail(entry, error if self.world.is_main else RuntimeError(str(error)))
+                continue
+            entry.record["group"] = {"cells": len(entries), "clips_decoded": clips, "decode_s": round(decode, 3),
+                                     "model_s": round(member.model_seconds, 3)}
+            if self.world.is_main:
+                self._guard(entry, lambda e=entry: e.record.update(self._scored(e.cell, dataset, skipped)),
+                            collective=False)
+
+    def _scored(self, cell: Cell, dataset, skipped: list[str]) -> dict[str, Any]:
+        """A cell's accuracy fields from all it has stored (this pass and earlier ones)."""
+        stored = read_predictions(self.results_dir, cell.key)
+        acc = score(from_store(stored, dataset, skipped=skipped), dataset)
+        return _accuracy_fields(cell, dataset, acc)
+
+    def _adapted_accuracy(self, entry: _Entry) -> None:
+        """``lp``/``ft``: train on the cell's reduced tokens, then evaluate (its own pass)."""
+        cell, sweep, shared, device = entry.cell, self.sweep, self.shared, self.shared.device
+        torch.manual_seed(sweep.seed)
+        model = adapt(sweep.protocol, entry.method.model(shared.model(cell)), entry.method, shared.dataset(cell, train=True),
+                      device=device)
+        dataset = shared.dataset(cell)
+        with self._writer(cell) as predictions:
+            acc = evaluate(model, entry.method, dataset, batch_size=sweep.eval_batch_size, device=device,
+                           dtype=resolve_dtype(sweep.dtype, device), num_workers=shared.workers(dataset),
+                           world=self.world, on_batch=lambda part: predictions.append(
+                               part.index.tolist(), part.ids, stored_labels(part, dataset.card.task), part.logits.numpy()))
+        entry.record.update(_accuracy_fields(cell, dataset, acc))
+
+
+def units(cells: list[Cell], sweep: Sweep, pending: dict[str, tuple[str, ...]]) -> list[list[Cell]]:
+    """The order cells are measured in: the accuracy cells under ``eval`` in groups that see
+    the same clips (:func:`~tokbench.benchmark.groups.split_groups`, each group where its
+    first cell is in the plan), every other cell alone."""
+    grouped = [c for c in cells if "accuracy" in pending.get(c.key, ()) and sweep.protocol == "eval"]
+    groups = split_groups(grouped, lambda c: METHODS.get(c.method_name), max_cells=sweep.group_cells)
+    first = {id(g[0]): g for g in groups}
+    in_group = {c.key for c in grouped}
+    out = []
+    for cell in cells:
+        if cell.key not in in_group:
+            out.append([cell])
+        elif id(cell) in first:
+            out.append(first[id(cell)])
+    return out
+
+
 def run_sweep(
     sweep: Sweep, *, results_dir: str | Path = "results", retry_failed: bool = False,
-    progress: Callable[[list[Cell]], Any] | None = None, only: frozenset[str] | None = None,
-    cells: list[Cell] | None = None,
+    progress: Progress | None = None, only: frozenset[str] | None = None, cells: list[Cell] | None = None,
 ) -> SweepResult:
     """Measure what ``results_dir`` does not hold yet of every cell of ``sweep``.
 
     A cell stored with all the sweep's metrics is skipped. A cell stored without some of them
     (throughput timed on another device, or not asked for then) is measured for those only;
-    its record carries the other metrics over from the stored one (``reused`` says so).
+    its record carries the other metrics over from the stored one (``reused`` says so). The
+    accuracy cells that see the same clips are evaluated in one pass over them
+    (:mod:`tokbench.benchmark.groups`): each video is decoded once per sweep.
 
     Args:
         sweep: what to measure.
         results_dir: the results folder; records go to ``runs/<machine>/...jsonl`` in it.
         retry_failed: re-run cells stored as ``error`` or ``oom``.
-        progress: wraps the list of cells to run (e.g. ``tqdm``) and yields them.
+        progress: told what happens (:class:`Progress`).
         only: measure only the cells with these ids (one job of a submitit array).
         cells: ``plan(sweep)`` when the caller has it already.
 
@@ -582,6 +823,7 @@ def run_sweep(
     cells = plan(sweep) if cells is None else cells
     if only is not None:
         cells = [c for c in cells if c.key in only]
+    progress = progress or Progress()
     device = resolve_device(sweep.device)
     world = world_from_env(device)
     if world.distributed and sweep.protocol != "eval":
@@ -593,13 +835,16 @@ def run_sweep(
     # (results/baseline, results/synthetic) are references, not work already done here.
     # Under torchrun rank 0 reads the store and every rank runs its list.
     runs = Path(results_dir) / "runs"
-    todo_keys = None
+    pending = None
     if world.is_main:
         stored = stored_cells(runs) if runs.is_dir() else {}  # a file there: refused below
-        todo_keys = [c.key for c in cells if pending_metrics(stored.get(c.key, []), sweep.metrics, c.speed_key,
-                                                             retry_failed=retry_failed)[0]]
-    todo_keys = set(world.broadcast(todo_keys))
-    todo = [c for c in cells if c.key in todo_keys]
+        pending = {}
+        for c in cells:
+            measure = pending_metrics(stored.get(c.key, []), sweep.metrics, c.speed_key, retry_failed=retry_failed)[0]
+            if measure:
+                pending[c.key] = measure
+    pending = world.broadcast(pending)
+    todo = [c for c in cells if c.key in pending]
     result = SweepResult(skipped=len(cells) - len(todo))
     if not todo:
         return result
@@ -612,53 +857,19 @@ def run_sweep(
             error = e
     world.gather_or_raise(None, error)
     env = collect_environment(device)
-    shared = _Shared(sweep, device)
     run_id = world.broadcast(writer.run_id if writer else None)
     # Rank 0 claims each cell before measuring it (another sweep on the same folder may be
     # measuring it now), re-reads what is stored of it, and tells the other ranks what to
     # measure, so that all of them do the same.
     claims = CellClaims(results_dir, run_id, own_file=writer.path) if writer else None
+    run = _Run(sweep, results_dir, retry_failed=retry_failed, world=world, device=device, writer=writer, claims=claims,
+               run_id=run_id, env=env, progress=progress, result=result)
+    if world.is_main:
+        progress.start(len(todo))
     with writer or contextlib.nullcontext():
         try:
-            for cell in progress(todo) if progress and world.is_main else todo:
-                measure, base = None, None
-                if claims is not None:
-                    stored_now = claims.acquire(cell.key)
-                    if stored_now is not None:
-                        measure, base = pending_metrics(stored_now, sweep.metrics, cell.speed_key,
-                                                        retry_failed=retry_failed)
-                        if not measure:  # finished by another sweep since this one planned
-                            claims.release(cell.key)
-                            measure = None
-                measure = world.broadcast(measure)
-                if not measure:
-                    continue
-                record = _base_record(cell, sweep, run_id, env)
-                if base is not None:
-                    record.update(_carried_over(base, record, measure))
-                if world.distributed:
-                    record["distributed"] = world.describe()
-                started = time.perf_counter()
-                try:
-                    build_method(cell.method_spec, p_ratio=cell.p_ratio)  # an unreachable P raises here
-                    record.update(_measure(cell, sweep, shared, world, metrics=tuple(measure)))
-                except UnreachableError as e:
-                    record.update(status="unreachable", error=str(e))
-                except (Exception, SystemExit) as e:  # a failed cell is recorded; it never stops the sweep
-                    if is_out_of_memory(e):
-                        first_line = str(e).splitlines()[0] if str(e) else ""
-                        record.update(status="oom", error=f"{type(e).__name__}: {first_line}")
-                        if torch.cuda.is_available():
-                            torch.cuda.empty_cache()
-                    else:
-                        record.update(status="error", error=f"{type(e).__name__}: {e}")
-                    log.debug("cell %s failed:\n%s", cell.key, traceback.format_exc())
-                record["cell_seconds"] = round(time.perf_counter() - started, 3)
-                if writer is not None:
-                    writer.append(record)  # on disk before the claim goes
-                    claims.release(cell.key)
-                    result.records.append(record)
-                    result.path = writer.path
+            for unit in units(todo, sweep, pending):
+                run.unit(unit)
         finally:
             if claims is not None:
                 claims.release_all()

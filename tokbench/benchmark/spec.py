@@ -14,7 +14,8 @@ from typing import Any
 
 from tokbench.errors import SpecError
 
-__all__ = ["parse_p_ratios", "parse_metrics", "METRICS", "cell_key", "P_RATIO_HELP", "MAX_P_RATIOS"]
+__all__ = ["parse_p_ratios", "parse_metrics", "parse_seeds", "METRICS", "DEFAULT_SEEDS", "cell_key", "P_RATIO_HELP", "DEFAULT_P",
+           "MAX_P_RATIOS"]
 
 #: Points one --p-ratio may give: every point is a cell, and a step of 1e-9 once made a
 #: list of 800 million (8.8 GB) before anything ran. 1000 is a step of 0.001 over (0, 1].
@@ -110,3 +111,30 @@ def cell_key(fields: dict[str, Any]) -> str:
     """Stable 16-hex-digit id of a cell from the fields that determine its results."""
     blob = json.dumps(fields, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+#: The P-Ratios of a sweep that does not name them.
+DEFAULT_P = "0.1:0.9"
+
+#: Seeds of the stochastic methods in the default run: three, so that intervals and paired
+#: tests see the seed variance (one seed of random drop at P = 0.3 moved by 8 points).
+DEFAULT_SEEDS = (0, 1, 2)
+
+
+def parse_seeds(spec: str) -> tuple[int, ...]:
+    """``"0,1,2"`` -> (0, 1, 2): distinct non-negative integers below 2**63, in order.
+
+    Raises:
+        SpecError: an empty list, a value that is not such an integer, or a repeat.
+    """
+    parts = [p.strip() for p in spec.split(",") if p.strip()]
+    if not parts:
+        raise SpecError("empty --seeds: give seeds as 0,1,2")
+    seeds = []
+    for part in parts:
+        if not part.isdigit() or int(part) >= 2**63:
+            raise SpecError(f"--seeds {spec!r}: {part!r} is not a seed (a non-negative integer below 2**63)")
+        if int(part) in seeds:
+            raise SpecError(f"--seeds {spec!r}: seed {int(part)} is given twice")
+        seeds.append(int(part))
+    return tuple(seeds)

@@ -8,7 +8,29 @@ from typing import Any
 import torch
 from torch import Tensor
 
-__all__ = ["collate_clips"]
+__all__ = ["collate_clips", "ItemsAt"]
+
+
+class ItemsAt:
+    """The items of ``dataset`` at ``positions`` (in that order), as a dataset: every other
+    attribute (``card``, ``views``, ``num_verbs``, ...) is the dataset's, and items keep their
+    own ``index``. ``missing`` (annotated videos without a file) is the dataset's unless given."""
+
+    def __init__(self, dataset, positions: Sequence[int], *, missing: list[str] | None = None) -> None:
+        self.dataset, self.positions = dataset, positions
+        self.missing = list(getattr(dataset, "missing", [])) if missing is None else missing
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+    def __getitem__(self, i: int):
+        return self.dataset[self.positions[i]]
+
+    def __getattr__(self, name: str):
+        return getattr(self.dataset, name)
+
+    def __repr__(self) -> str:
+        return f"ItemsAt({self.dataset!r}, {len(self.positions)} items)"
 
 
 def collate_clips(items: Sequence[dict[str, Any]]) -> dict[str, Any]:

@@ -18,7 +18,7 @@ intervals, because the clips both get right or wrong cancel. A difference is sig
 
 Metrics are those of :mod:`tokbench.data.metrics` (top-1/top-5, mAP, verb/noun/action top-1);
 top-k and verb/noun/action are means of per-clip 0/1 flags and resample in one vectorised
-step; mAP is recomputed on every resample.
+step; mAP is recomputed on every resample, all at once (:func:`weighted_map`).
 """
 
 from __future__ import annotations
@@ -29,10 +29,11 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from tokbench.data.metrics import compute_metrics, mean_average_precision
+from tokbench.data.metrics import compute_metrics
 from tokbench.errors import TokbenchError
 
-__all__ = ["Scored", "clip_flags", "bootstrap_intervals", "paired_difference", "Difference", "RESAMPLES", "LEVEL"]
+__all__ = ["Scored", "clip_flags", "bootstrap_intervals", "paired_difference", "Difference", "weighted_map", "RESAMPLES",
+           "LEVEL"]
 
 RESAMPLES = 1000
 LEVEL = 0.95
@@ -106,20 +107,42 @@ def _resampled(scored: Scored, clips: Tensor, seeds: Tensor) -> dict[str, Tensor
             f = torch.stack([fl[name] for fl in flags])  # (S, n)
             out[name] = ((pick @ f) * weights).sum(dim=1) / (n * seeds.shape[1])
     if scored.task == "multilabel":
-        values = torch.empty(R, dtype=torch.float64)
-        for r in range(R):
-            idx = clips[r]
-            targets = scored.labels[idx]
-            values[r] = sum(_map_or_nan(runs[s].float()[idx], targets) for s in seeds[r].tolist()) / seeds.shape[1]
-        out["mAP"] = values
+        weights = torch.zeros(R, n, dtype=torch.float64).scatter_add_(1, clips, torch.ones_like(clips, dtype=torch.float64))
+        per_run = torch.stack([weighted_map(run.float(), scored.labels, weights) for run in runs])  # (S, R)
+        out["mAP"] = per_run.gather(0, seeds.T).mean(dim=0)
     return out
 
 
-def _map_or_nan(scores: Tensor, targets: Tensor) -> float:
-    try:
-        return mean_average_precision(scores, targets)
-    except TokbenchError:  # a resample without any positive: mAP undefined
-        return float("nan")
+def weighted_map(scores: Tensor, targets: Tensor, weights: Tensor, *, chunk_elements: int = 2**25) -> Tensor:
+    """mAP of ``scores`` (n, C) against multi-hot ``targets`` (n, C) for each row of sample
+    ``weights`` (R, n): a clip drawn k times by a resample is k tied copies of itself, so
+    this equals :func:`~tokbench.data.metrics.mean_average_precision` on the resampled rows
+    (the same tie rule: a group of equal scores is one threshold), for all R at once.
+
+    Returns:
+        (R,) float64; NaN where no class has a positive in the resample.
+    """
+    n, C = scores.shape
+    s, t = scores.double(), targets.double()
+    s_sorted, order = s.sort(dim=0, descending=True, stable=True)  # (n, C)
+    t_sorted = t.gather(0, order)
+    group_end = torch.ones_like(s_sorted, dtype=torch.bool)
+    group_end[:-1] = s_sorted[:-1] != s_sorted[1:]
+    idx = torch.arange(n)[:, None].expand(n, C)
+    end_of = torch.where(group_end, idx, torch.full_like(idx, n)).flip(0).cummin(dim=0).values.flip(0)  # (n, C)
+    out = []
+    step = max(1, chunk_elements // (n * C))
+    for start in range(0, weights.shape[0], step):
+        w = weights[start:start + step][:, order]  # (r, n, C): each class's own order
+        wt = w * t_sorted
+        tp, seen = wt.cumsum(dim=1), w.cumsum(dim=1)
+        precision = torch.where(seen > 0, tp / seen.clamp_min(1e-300), torch.zeros_like(tp))
+        at_group = precision.gather(1, end_of.expand(w.shape[0], n, C))
+        positives = wt.sum(dim=1)  # (r, C)
+        ap = (wt * at_group).sum(dim=1) / positives.clamp_min(1e-300)
+        ap = torch.where(positives > 0, ap, torch.full_like(ap, float("nan")))
+        out.append(ap.nanmean(dim=1))
+    return torch.cat(out)
 
 
 def _quantiles(values: Tensor, level: float) -> tuple[float, float]:

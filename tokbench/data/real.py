@@ -1,4 +1,4 @@
-"""The six real datasets, read from their published layouts (docs/ECOSYSTEM.md §3.3).
+"""The six real datasets, read from their published annotation layouts (each card's ``files``).
 
 Importing this module registers ``kinetics400``, ``ssv2``, ``epic-kitchens-100``,
 ``diving48``, ``jester`` and ``charades``::

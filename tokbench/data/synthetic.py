@@ -414,7 +414,7 @@ def generate_split(name: str, split: str, *, frames: int, size: int, seed: int, 
 
 
 def _cache_dir() -> Path:
-    from tokbench.benchmark.flops import default_cache_dir
+    from tokbench.cache import default_cache_dir
 
     return default_cache_dir() / "data"
 

@@ -4,7 +4,8 @@ Why PyAV directly and not pytorchvideo's data classes: those are ``IterableDatas
 with no ``len`` or random access (which sharding, ``limit`` and per-clip seeds need);
 ``import pytorchvideo.transforms`` fails on torchvision >= 0.17 (pytorchvideo#258); and
 reading the six annotation formats ourselves gives one code path for all of them.
-pytorchvideo decodes with PyAV as well, so the frames are the same (docs/ECOSYSTEM.md §3).
+pytorchvideo decodes with PyAV as well (``pytorchvideo/data/encoded_video_pyav.py``), so the
+frames are the same.
 
 Both readers return ``uint8`` tensors ``(len(indices), H, W, 3)`` (RGB), the input of
 :func:`tokbench.data.views.to_views`. Indices are relative to the segment

@@ -11,7 +11,9 @@ from tokbench.methods.registry import (
 )
 
 # Built-in methods register themselves on import (explicit, so a typo fails loudly).
-from tokbench.methods import cues, lite, lite_pp, lookwhen, none, random_drop, rlt, tome, vid_tldr  # noqa: F401  isort: skip
+from tokbench.methods import (  # noqa: F401  isort: skip
+    cues, downsampling, lite, lite_pp, lookwhen, none, random_drop, rlt, sta, tome, vid_tldr,
+)
 
 __all__ = [
     "IDENTITY", "METHODS", "Method", "SelectionMethod", "build_method", "keep_count",

@@ -1,7 +1,7 @@
 """Closed-form FLOPs of the shared backbone, and the keep-ratio mappings built on them.
 
-Merging methods (ToMe, vid-TLDR) have no keep ratio: docs/METHODS.md §4.3, §8.2 and §10
-map a P-Ratio to their schedule by FLOP matching, i.e. the schedule whose cost is closest
+Merging methods (ToMe, vid-TLDR, STA) have no keep ratio: tokbench maps a P-Ratio to their
+schedule by FLOP matching, i.e. the schedule whose cost is closest
 to that of keeping ``keep_count(N, P)`` patch tokens right after the (full) patch
 embedding. Searching a schedule with fvcore would trace the model once per candidate, so
 the search uses the closed form below; it reproduces fvcore's count of
@@ -19,10 +19,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from tokbench.errors import UnreachableError
+from tokbench.methods.base import keep_count
 
 __all__ = [
     "block_flops", "model_flops", "reference_gflops", "merge_schedule", "MergeFit",
-    "fit_merge_schedule", "tome_r_list", "front_loaded_r_list",
+    "fit_merge_schedule", "tome_r_list", "front_loaded_r_list", "closest_cost",
 ]
 
 
@@ -62,9 +63,8 @@ def model_flops(config, *, embedded: int, tokens: Sequence[int], after: Sequence
 
 def reference_gflops(config, p_ratio: float) -> float:
     """F(P): GFLOPs of keeping ``keep_count(N, P)`` patch tokens after embedding all N
-    (METHODS.md §2.3, the "embed all" column): the target of FLOP matching."""
-    from tokbench.methods.base import keep_count
-
+    (on VideoMAE ViT-B: 180.49 / 117.43 / 79.84 / 45.88 GFLOPs at P = 1 / 0.7 / 0.5 / 0.3): the
+    target of FLOP matching."""
     k = keep_count(config.num_patches, p_ratio) + config.n_prefix
     return model_flops(config, embedded=config.num_patches, tokens=[k] * config.depth) / 1e9
 
@@ -91,7 +91,7 @@ def tome_r_list(r: int, depth: int, schedule: str) -> list[int]:
 
 
 def front_loaded_r_list(n0: int, prefix: int, target: int, depth: int) -> list[int]:
-    """vid-TLDR's front-loaded schedule (METHODS.md §8.2): halve the tokens in each block
+    """vid-TLDR's front-loaded schedule (its configs merge early): halve the tokens in each block
     until ``target`` tokens (prefix included) remain, then stop merging."""
     r_list, n = [], n0
     for _ in range(depth):
@@ -130,18 +130,32 @@ def fit_merge_schedule(config, p_ratio: float, *, candidates, match_dim: int, me
     """
     target = reference_gflops(config, p_ratio)
     n0, prefix = config.num_patches + config.n_prefix, config.n_prefix
-    best = None
-    floor = math.inf
+    fits = []
     for r_list in candidates:
         before, after = merge_schedule(n0, prefix, r_list)
         g = model_flops(config, embedded=config.num_patches, tokens=before, after=after, match_dim=match_dim) / 1e9
-        floor = min(floor, g)
-        if best is None or abs(g - target) < abs(best.gflops - target):
-            best = MergeFit(list(r_list), before, after, g, target)
-    # Below the floor the closest schedule is the floor itself: report, never clamp.
-    if best is None or target < floor and abs(best.rel_error) > 0.01:
+        fits.append(MergeFit(list(r_list), before, after, g, target))
+    best = closest_cost([f.gflops for f in fits], target, method=method, p_ratio=p_ratio, what="merging",
+                        why="the first block attends over all tokens")
+    return fits[best]
+
+
+def closest_cost(costs: Sequence[float], target: float, *, method: str, p_ratio: float, what: str, why: str) -> int:
+    """Index of the candidate whose cost (GFLOPs) is closest to ``target`` = F(P), the
+    first on ties: FLOP matching's one rule, shared by the merging methods and STA.
+
+    Raises:
+        UnreachableError: ``target`` is below every candidate and the cheapest misses it by
+            more than 1 % (below the floor the closest candidate is the floor itself:
+            reported, never clamped). The message says ``what`` cannot go lower and ``why``.
+    """
+    if not costs:
+        raise UnreachableError(f"{method}: no schedule to match P-Ratio {p_ratio:g} with")
+    best = min(range(len(costs)), key=lambda i: abs(costs[i] - target))
+    floor = min(costs)
+    if target < floor and abs(costs[best] / target - 1) > 0.01:
         raise UnreachableError(
-            f"{method}: P-Ratio {p_ratio:g} needs {target:.4g} GFLOPs but merging cannot go below "
-            f"{floor:.4g} GFLOPs on this backbone (the first block attends over all tokens)"
+            f"{method}: P-Ratio {p_ratio:g} needs {target:.4g} GFLOPs but {what} cannot go below "
+            f"{floor:.4g} GFLOPs on this backbone ({why})"
         )
     return best

@@ -1,7 +1,7 @@
 """``oracle`` and ``lite``: LITE's Grad-CAM token oracle and its learned selector.
 
 Hao et al., "Principles of Visual Tokens for Efficient Video Understanding" (ICCV 2025,
-arXiv 2411.13626; ../shared/papers/lite.txt), §3.2-3.3, Eqs. (1)-(3). No official code.
+arXiv 2411.13626), §3.2-3.3, Eqs. (1)-(3). No official code.
 
 - ``oracle`` (privileged: it reads the true label). Eq. (1)-(2): with all tokens, y^c is
   the pre-softmax score of the true class; A the hidden (GELU) activations of a block's MLP;
@@ -12,13 +12,13 @@ arXiv 2411.13626; ../shared/papers/lite.txt), §3.2-3.3, Eqs. (1)-(3). No offici
   position embedding, the frozen backbone's), trained with BCE against the oracle's values
   (tokbench train lite); it sits between the embedding and block 1; top K at inference.
 
-Choices the paper leaves open (docs/METHODS.md §6, [inferred]):
+Choices the paper leaves open (tokbench's reading):
 - "the last blocks": the last block whose MLP output reaches the logits. With mean pooling
   that is the last block; with CLS pooling (the zoo's ``synth_tiny``) the patch tokens'
   last-block MLP never reaches the CLS token (its gradient is exactly zero), so the oracle
   uses the block before it. Option ``block``.
 - Selector widths D -> D/2 -> D/4 -> 1 with ReLU: on ViT-B that is 0.58 GFLOPs, which
-  reproduces LITE's 159/118/80/46 GFLOPs at P = 0.9/0.7/0.5/0.3 (METHODS.md §6.4).
+  reproduces LITE's 159/118/80/46 GFLOPs at P = 0.9/0.7/0.5/0.3 (its Tables 1-2).
 """
 
 from __future__ import annotations
@@ -31,30 +31,19 @@ from torch import Tensor, nn
 
 from tokbench.errors import CheckpointError, TokbenchError
 from tokbench.methods.base import IDENTITY, SelectionMethod
+from tokbench.methods.random_drop import per_clip_uniform
 from tokbench.methods.registry import register_method
 from tokbench.tokens import Clips, Tokens
+from tokbench.weights import read_weights
+from tokbench.zoo import zoo_artifact
 
 __all__ = ["Oracle", "Lite", "LiteSelector", "oracle_values", "oracle_gradients", "oracle_raw", "oracle_block",
-           "target_weights", "VARIANTS", "TIES", "ACTIVATIONS"]
+           "VARIANTS", "TIES", "ACTIVATIONS"]
 
 
 def oracle_block(config) -> int:
     """The block whose MLP activations the oracle differentiates (see module docstring)."""
     return config.depth - 1 if config.global_pool == "avg" else max(config.depth - 2, 0)
-
-
-def target_weights(task: str, labels: Tensor, num_outputs: int, *, num_verbs: int | None = None,
-                   verbs: Tensor | None = None, nouns: Tensor | None = None) -> Tensor:
-    """(B, num_outputs) weights w such that y^c = (logits * w).sum(-1): one-hot for single
-    labels, the multi-hot row for multi-label, verb and noun one-hots for verb + noun."""
-    if task == "multilabel":
-        return labels.float()
-    if task == "verb_noun":
-        w = torch.zeros(verbs.shape[0], num_outputs)
-        w[torch.arange(verbs.shape[0]), verbs] = 1.0
-        w[torch.arange(nouns.shape[0]), num_verbs + nouns] = 1.0
-        return w
-    return torch.nn.functional.one_hot(labels.long(), num_outputs).float()
 
 
 #: What the oracle differentiates (option ``activations``): the block's MLP hidden
@@ -74,32 +63,25 @@ def oracle_gradients(model, video: Tensor, weights: Tensor, *, block: int | None
 
     Args:
         model: a :class:`~tokbench.backbones.VideoViT` (eval mode).
-        weights: (B, num_outputs) true-class weights (:func:`target_weights`); y^c is
+        weights: (B, num_outputs) true-class weights (:func:`tokbench.data.labels.target_weights`); y^c is
             ``(logits * weights).sum(-1)``.
         block: the block whose activations are A (default :func:`oracle_block`).
         activations: one of :data:`ACTIVATIONS`.
     """
-    from tokbench.backbones.vit import self_attention
-
     if activations not in ACTIVATIONS:
         raise TokbenchError(f"oracle: activations must be one of {', '.join(ACTIVATIONS)}, got {activations!r}")
     block = oracle_block(model.config) if block is None else block
     with torch.inference_mode(False):
         video, weights = video.clone(), weights.clone().to(video.device, torch.float32)
-        blk, mlp = model.blocks[block], model.blocks[block].mlp
         with torch.no_grad():  # up to A, nothing needs a gradient
-            tokens = model.embed(Clips(video, torch.arange(video.shape[0], device=video.device)), IDENTITY)
-            for layer in range(block):
-                tokens = model.block_forward(layer, tokens, IDENTITY)
-            out, _ = self_attention(blk.attn, blk.norm1(tokens.x), impl=model.config.attn_impl)
-            x = tokens.x + blk.drop_path1(blk.ls1(out))
-            hidden = mlp.act(mlp.fc1(blk.norm2(x)))  # (B, N, hidden)
+            tokens = model.encode(video, blocks=block)
+            x, hidden = model.mlp_hidden(block, tokens)  # (B, N, hidden)
             if activations != "hidden":
-                branch = blk.drop_path2(blk.ls2(mlp.drop2(mlp.fc2(mlp.norm(mlp.drop1(hidden))))))
+                branch = model.mlp_rest(block, torch.zeros_like(x), hidden)  # the MLP's output alone
     with torch.inference_mode(False), torch.enable_grad():
         if activations == "hidden":
             a = hidden.clone().requires_grad_(True)
-            x = x + blk.drop_path2(blk.ls2(mlp.drop2(mlp.fc2(mlp.norm(mlp.drop1(a))))))
+            x = model.mlp_rest(block, x, a)
         elif activations == "mlp_out":
             a = branch.clone().requires_grad_(True)
             x = x + a
@@ -148,7 +130,7 @@ def oracle_values(model, video: Tensor, weights: Tensor, *, block: int | None = 
 
     Args:
         model: a :class:`~tokbench.backbones.VideoViT` (eval mode).
-        weights: (B, num_outputs) true-class weights (:func:`target_weights`).
+        weights: (B, num_outputs) true-class weights (:func:`tokbench.data.labels.target_weights`).
         block: block whose activations are A (default :func:`oracle_block`).
         variant: one of :data:`VARIANTS`.
         activations: one of :data:`ACTIVATIONS`.
@@ -249,7 +231,6 @@ class Oracle(SelectionMethod):
         if clips.labels is None:
             raise TokbenchError("oracle is privileged: it needs the true labels (evaluate passes them)")
         values, raw = self._values(clips)
-        from tokbench.methods.random_drop import per_clip_uniform
 
         if self.ties == "position":
             return _ranks(values)
@@ -285,8 +266,6 @@ class LiteSelector(nn.Module):
 
     @classmethod
     def from_file(cls, path: str | Path, dim: int) -> LiteSelector:
-        from tokbench.train.checkpoint import read_weights
-
         state, _ = read_weights(path, "LITE selector")
         w0 = state.get("mlp.0.weight")
         if w0 is None or w0.shape[1] != dim:
@@ -321,8 +300,6 @@ class Lite(SelectionMethod):
         # depend on its weights, and there is no accuracy to spoil.
         self._cost_only = self.selector == "zoo" and dataset is None
         if self.selector == "zoo" and dataset is not None:
-            from tokbench.zoo import zoo_artifact
-
             self._path = zoo_artifact("lite", dataset)
 
     def setup(self, backbone) -> None:

@@ -1,7 +1,7 @@
 """``lite++``: LITE with a per-clip token budget set by a cheap difficulty model.
 
 Hao et al., "Principles of Visual Tokens for Efficient Video Understanding" (ICCV 2025,
-arXiv 2411.13626; ../shared/papers/lite.txt) §4.3. A lightweight classifier (MoViNet in the
+arXiv 2411.13626) §4.3. A lightweight classifier (MoViNet in the
 paper; here :class:`DifficultyModel`, a two-block ViT trained by ``tokbench train lite++``)
 gives each clip a confidence c. With tau1 = 0.1 and tau2 = 0.5:
 
@@ -28,11 +28,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from tokbench.backbones.vit import VideoViT
 from tokbench.errors import TokbenchError
 from tokbench.methods.base import keep_count
 from tokbench.methods.lite import Lite
 from tokbench.methods.registry import register_method
 from tokbench.tokens import Clips, Tokens
+from tokbench.weights import load_weights, read_weights
+from tokbench.zoo import zoo_artifact
 
 __all__ = ["LitePlusPlus", "DifficultyModel", "difficulty_config", "small_budget", "confidence"]
 
@@ -79,8 +82,6 @@ class DifficultyModel(nn.Module):
 
     def __init__(self, config, num_classes: int, *, task: str = "single", num_verbs: int | None = None) -> None:
         super().__init__()
-        from tokbench.backbones.vit import VideoViT
-
         if config.img_size % 2 or (config.img_size // 2) % max(config.patch_size // 2, 1):
             raise TokbenchError(f"lite++: the difficulty model needs an even clip size, got {config.img_size}")
         self.vit = VideoViT(difficulty_config(config, num_classes))
@@ -95,8 +96,6 @@ class DifficultyModel(nn.Module):
     @classmethod
     def from_file(cls, path: str | Path, config) -> DifficultyModel:
         """A trained difficulty model (``tokbench train lite++``); its card gives task and classes."""
-        from tokbench.train.checkpoint import load_weights, read_weights
-
         state, card = read_weights(path, "LITE++ difficulty model", card_keys=("num_classes", "task"))
         model = cls(config, card["num_classes"], task=card["task"], num_verbs=card.get("num_verbs"))
         return load_weights(model, state, mismatch=f"{path} does not fit this backbone's difficulty model")
@@ -134,8 +133,6 @@ class LitePlusPlus(Lite):
     def bind(self, *, dataset: str | None, memo: dict | None = None) -> None:
         super().bind(dataset=dataset, memo=memo)
         if self.difficulty == "zoo":  # budgets depend on trained weights: no untrained stand-in
-            from tokbench.zoo import zoo_artifact
-
             self._difficulty_path = zoo_artifact("lite++", dataset)
 
     def setup(self, backbone) -> None:

@@ -1,9 +1,8 @@
 """``lookwhen``: a shallow selector on a scaled-down clip picks the tokens a deep extractor sees.
 
 Salamatian, Fuller et al., "LookWhen? Fast Video Recognition by Learning When, Where, and
-What to Compute" (arXiv 2605.06809; ../shared/papers/lookwhen.txt). No official code; the
-image predecessor LookWhere (antofuller/lookwhere) is the template for what the text leaves
-open (docs/METHODS.md §9).
+What to Compute" (arXiv 2605.06809). No official code; the image predecessor LookWhere (arXiv 2505.18051,
+antofuller/lookwhere ``modeling.py``) is the template for what the text leaves open.
 
 - **Selector** (:class:`LookWhenSelector`): a shallow ViT (the first blocks of the video
   teacher) on the clip downscaled by an integer ``scale`` in space, with the same patch
@@ -32,10 +31,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from tokbench.backbones.vit import VideoViT
 from tokbench.errors import TokbenchError
-from tokbench.methods.base import IDENTITY, SelectionMethod
+from tokbench.methods.base import SelectionMethod
 from tokbench.methods.registry import register_method
 from tokbench.tokens import Clips
+from tokbench.weights import load_weights, read_card, read_weights
+from tokbench.zoo import zoo_artifact
 
 __all__ = ["LookWhen", "LookWhenSelector", "uniqueness", "selector_config", "DEFAULT_SELECTOR"]
 
@@ -87,8 +89,6 @@ class LookWhenSelector(nn.Module):
 
     def __init__(self, config, *, depth: int, scale: int = 2, head_ratio: int = 4) -> None:
         super().__init__()
-        from tokbench.backbones.vit import VideoViT
-
         self.scale, self.depth, self.head_ratio = scale, depth, head_ratio
         self.vit = VideoViT(selector_config(config, depth=depth, scale=scale))
         self.r = scale  # full-resolution tokens per low-resolution token along each side
@@ -107,10 +107,7 @@ class LookWhenSelector(nn.Module):
         """(B, C, T, H, W) full-resolution normalised clip -> (B, N) scores of the full grid."""
         B = video.shape[0]
         small = F.avg_pool3d(video, kernel_size=(1, self.scale, self.scale)) if self.scale > 1 else video
-        ids = torch.arange(B, device=video.device)
-        tokens = self.vit.embed(Clips(small, ids), IDENTITY)
-        for layer in range(self.depth):
-            tokens = self.vit.block_forward(layer, tokens, IDENTITY)
+        tokens = self.vit.encode(small, blocks=self.depth)
         x = self.head(self.norm(tokens.x[:, tokens.n_prefix :]))  # (B, T'*h*w, r*r)
         T, h, w = self.vit.config.grid
         r = self.r
@@ -120,8 +117,6 @@ class LookWhenSelector(nn.Module):
     @classmethod
     def from_file(cls, path: str | Path, config) -> LookWhenSelector:
         """A trained selector (``tokbench train lookwhen``); its card gives depth and scale."""
-        from tokbench.train.checkpoint import load_weights, read_weights
-
         state, card = read_weights(path, "LookWhen selector", card_keys=("selector",))
         shape = card["selector"]
         selector = cls(config, depth=shape["depth"], scale=shape["scale"], head_ratio=shape["head_ratio"])
@@ -163,8 +158,6 @@ class LookWhen(SelectionMethod):
         self._cost_only = dataset is None and "zoo" in (self.selector, self.extractor)
         if self._cost_only:
             return
-        from tokbench.zoo import zoo_artifact
-
         for part in ("selector", "extractor"):
             if getattr(self, part) == "zoo":
                 self._paths[part] = zoo_artifact("lookwhen", dataset, suffix=part)
@@ -212,8 +205,6 @@ class LookWhen(SelectionMethod):
 
 def _selector_shape(path: Path | None, config) -> dict[str, int]:
     if path is not None:
-        from tokbench.train.checkpoint import read_card
-
         try:
             return dict(read_card(path)["selector"])
         except (OSError, ValueError, KeyError):
@@ -224,8 +215,6 @@ def _selector_shape(path: Path | None, config) -> dict[str, int]:
 
 def load_extractor(path: str | Path, backbone) -> nn.Module:
     """The distilled extractor: a copy of ``backbone`` (same architecture) with the weights in ``path``."""
-    from tokbench.train.checkpoint import load_weights, read_weights
-
     state, _ = read_weights(path, "LookWhen extractor")
     return load_weights(copy.deepcopy(backbone), state, dtype=next(backbone.parameters()).dtype,
                         mismatch=f"{path} is not an extractor for this backbone")

@@ -15,14 +15,15 @@ variable-length kernel, the default) and ``batching="pad"`` (pad to the longest 
 the padding). On videomae_s on the CPU at P = 0.5, batch 8, split ran 1.25x and 1.09x
 faster than pad in two runs of benchmarks/realized_speedup.py; on a GPU, measure first.
 
-P-Ratio mapping (docs/METHODS.md §5.2, §10): τ is calibrated on training clips so that
+P-Ratio mapping: τ is calibrated on training clips so that
 the mean kept fraction is as close to P as the clips allow; τ and the kept-fraction
 distribution are in :meth:`describe`. P below 1/T' (the forced first slice) is
 unreachable. ``tau=...`` fixes τ instead (the official default is 0.1; P is then a label).
 
 Not implemented: the optional learned length embedding (off by default upstream, and
 absent from off-the-shelf checkpoints). Note for whoever adds it: upstream computes run
-lengths in (h, w, t) order but adds them to tokens in (t, h, w) order (METHODS.md §5.4).
+lengths in (h, w, t) order but adds them to tokens in (t, h, w) order (rccchoudhury/rlt
+``src/models/static_token_utils.py``).
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ size-weighted average merging (sizes tracked in ``Tokens.size``), prefix (CLS) t
 protected; optional proportional attention (log size added to the logits); the final
 average pool is size-weighted (ToMe's MAE patch; RLT's port omits it).
 
-P-Ratio mapping (docs/METHODS.md §4.3, §10): ToMe has no keep ratio, so ``r`` is chosen
+P-Ratio mapping: ToMe has no keep ratio, so ``r`` is chosen
 by FLOP matching: the schedule whose closed-form cost is closest to F(P), the cost of
 keeping ``keep_count(N, P)`` tokens after the embedding. The schedule actually applied
 (after ToMe's cap of half the tokens per block) is in :meth:`describe`. A P below the

@@ -12,7 +12,7 @@ the hidden states (not keys). Sizes feed proportional attention in later blocks;
 pool is a plain mean (UMT's ``x.mean(1)``). Saliency needs attention probabilities, so the
 merging blocks run the explicit attention kernel; the blocks after them keep the fused one.
 
-P-Ratio mapping (docs/METHODS.md §8.2): the official schedules are front-loaded r lists;
+P-Ratio mapping: the official schedules (mlvlab/vid-TLDR configs) are front-loaded r lists;
 tokbench halves the tokens block by block until a target count is reached, choosing the
 target whose closed-form cost is closest to F(P). The r list is in :meth:`describe`.
 

@@ -2,7 +2,7 @@
 
 Input rows are records with ``status == "ok"``, a ``dataset`` (a panel), a ``method``, its
 ``p_ratio``, ``gflops``, ``clips_per_s`` and the headline ``accuracy`` (see
-:func:`tokbench.report.plots.with_headline_accuracy`).
+:func:`tokbench.report.tables.headline_accuracy`).
 """
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pandas as pd
+
+from tokbench.report.pareto import pareto_mask
 
 __all__ = ["dominates", "dominance_summary", "speedup_at_equal_accuracy", "dataset_table", "significant_dominance",
            "significance_summary", "Better"]
@@ -141,8 +143,6 @@ def dataset_table(panel: pd.DataFrame) -> str:
     """Markdown table of one dataset: a row per (method, P) with accuracy (%), GFLOPs,
     clips/s, tokens kept, and whether the point is on the panel's accuracy-FLOPs Pareto front
     (non-privileged points)."""
-    from tokbench.report.pareto import pareto_mask
-
     panel = panel.sort_values(["method", "p_ratio"]).reset_index(drop=True)
     public = ~panel.get("privileged", pd.Series(False, index=panel.index)).astype(bool)
     front = pd.Series(False, index=panel.index)

@@ -30,6 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tokbench.errors import OutputError, ResultsError
+from tokbench.store import damage, iter_records, output_folder, run_files
+
 __all__ = ["Finding", "ACCURACY_FIELDS", "COST_FIELDS", "compare", "latest_by_cell", "markdown", "write_baseline"]
 
 #: Accuracy metrics a record may hold (tokbench.data.metrics), higher is better.
@@ -51,15 +54,13 @@ class Finding:
 
 
 def latest_by_cell(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """The newest record of each ``cell_id`` (by ``created_utc``, then file order)."""
-    out: dict[str, dict[str, Any]] = {}
-    for record in records:
-        key = record.get("cell_id")
-        if key is None:
-            continue
-        if key not in out or str(record.get("created_utc", "")) >= str(out[key].get("created_utc", "")):
-            out[key] = record
-    return out
+    """The newest record of each ``cell_id`` (by ``created_utc``, then file order; the rule of
+    :func:`tokbench.report.selection.newest_positions`, which plot and report use too)."""
+    from tokbench.report.selection import newest_positions
+
+    cells = [r.get("cell_id") for r in records]
+    keep = newest_positions(cells, [r.get("created_utc") for r in records])
+    return {cells[i]: records[i] for i in keep if cells[i] is not None}
 
 
 def _label(record: dict[str, Any]) -> str:
@@ -183,8 +184,6 @@ def markdown(findings: list[Finding], counts: dict[str, int]) -> str:
 
 
 def _only_records(path: Path) -> bool:
-    from tokbench.store import damage
-
     try:
         lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
         return bool(lines) and all(damage(json.loads(line)) is None for line in lines)
@@ -209,9 +208,6 @@ def write_baseline(baseline: str | Path, current: list[dict[str, Any]], *, resul
         ResultsError: ``current`` holds no tokbench cell (nothing would be written).
         OutputError: the baseline folder cannot be written.
     """
-    from tokbench.errors import OutputError, ResultsError
-    from tokbench.store import iter_records, output_folder, run_files
-
     cells = latest_by_cell(current)
     if not cells:
         raise ResultsError("no tokbench record in the current results: refusing to replace the baseline with nothing")

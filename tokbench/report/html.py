@@ -1,9 +1,10 @@
-"""A self-contained HTML page from the report's Markdown: figures embedded as data URIs,
+r"""A self-contained HTML page from the report's Markdown: figures embedded as data URIs,
 so the one file can be mailed or attached to a review. No torch, no extra dependency.
 
-Only the Markdown the report writes is understood: ``#`` headings, paragraphs, ``- ``
-lists, pipe tables (header, separator, rows), images ``![alt](file)`` on their own line,
-and inline ``code``, **bold** and *italic*.
+Only the Markdown the report writes is understood: ``#`` headings (with GitHub's anchors,
+:func:`slug`), paragraphs, ``- `` lists, pipe tables (header, separator, rows; ``\|`` in a
+cell), images ``![alt](file)`` on their own line, and inline ``code``, **bold**, *italic*
+and links ``[text](href)``.
 """
 
 from __future__ import annotations
@@ -13,25 +14,40 @@ import html
 import re
 from pathlib import Path
 
-__all__ = ["markdown_to_html", "write_html"]
+__all__ = ["markdown_to_html", "write_html", "slug"]
 
 _IMAGE = re.compile(r"^!\[(?P<alt>[^\]]*)\]\((?P<src>[^)]+)\)$")
 _MIME = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".svg": "image/svg+xml"}
 
 STYLE = """
-body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; max-width: 1100px; margin: 2em auto;
-       padding: 0 1em; color: #222; line-height: 1.45; }
-table { border-collapse: collapse; margin: 0.8em 0; font-size: 0.9em; }
-th, td { border: 1px solid #ccc; padding: 0.2em 0.6em; text-align: right; }
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; max-width: 1180px; margin: 1.5em auto;
+       padding: 0 1.2em; color: #222; line-height: 1.45; }
+h1 { font-size: 1.6em; margin-bottom: 0.3em; }
+h2 { border-bottom: 1px solid #ddd; padding-bottom: 0.15em; margin-top: 1.8em; }
+h3 { margin-top: 1.5em; }
+.table { overflow-x: auto; margin: 0.6em 0 1em; }
+table { border-collapse: collapse; font-size: 0.82em; }
+th, td { border: 1px solid #d4d4d4; padding: 0.15em 0.5em; text-align: right; white-space: nowrap; }
 th:first-child, td:first-child { text-align: left; }
 thead { background: #f2f2f2; }
+tbody tr:nth-child(even) { background: #fafafa; }
 img { max-width: 100%; display: block; margin: 0.6em 0; }
-code { background: #f4f4f4; padding: 0 0.2em; }
+img[alt^="accuracy_vs_gflops_"], img[alt^="throughput_vs_gflops"] { max-width: 560px; }
+code { background: #f4f4f4; padding: 0 0.2em; font-size: 0.92em; }
+a { color: #0b5cad; text-decoration: none; }
+a:hover { text-decoration: underline; }
 """
 
 
+def slug(heading: str) -> str:
+    """The anchor GitHub gives a Markdown heading (lower case, punctuation dropped, spaces to
+    hyphens); the page uses the same, so the report's links work on GitHub and in the page."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return text.replace(" ", "-")
+
+
 def _inline(text: str) -> str:
-    """Escape, then ``code``, **bold**, *italic* (code spans are not formatted further)."""
+    """Escape, then ``code``, links, **bold**, *italic* (code spans are not formatted further)."""
     parts = re.split(r"(`[^`]*`)", text)
     out = []
     for part in parts:
@@ -39,6 +55,7 @@ def _inline(text: str) -> str:
             out.append(f"<code>{html.escape(part[1:-1])}</code>")
             continue
         part = html.escape(part, quote=False)
+        part = re.sub(r"\[([^\]]+)\]\(([^)\s]+)\)", lambda m: f'<a href="{html.escape(m.group(2))}">{m.group(1)}</a>', part)
         part = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", part)
         part = re.sub(r"(?<![\w*])\*(?!\s)(.+?)(?<!\s)\*(?![\w*])", r"<em>\1</em>", part)
         out.append(part)
@@ -46,7 +63,8 @@ def _inline(text: str) -> str:
 
 
 def _cells(line: str) -> list[str]:
-    return [c.strip() for c in line.strip().strip("|").split("|")]
+    cells = re.split(r"(?<!\\)\|", line.strip().strip("|"))
+    return [c.strip().replace("\\|", "|") for c in cells]
 
 
 def _image(alt: str, src: str, base: Path) -> str:
@@ -71,7 +89,7 @@ def markdown_to_html(text: str, base: str | Path = ".") -> str:
             i += 1
         elif m := re.match(r"^(#{1,6})\s+(.*)$", stripped):
             level = len(m.group(1))
-            out.append(f"<h{level}>{_inline(m.group(2))}</h{level}>")
+            out.append(f'<h{level} id="{slug(m.group(2))}">{_inline(m.group(2))}</h{level}>')
             i += 1
         elif m := _IMAGE.match(stripped):
             out.append(_image(m.group("alt"), m.group("src"), base))
@@ -83,14 +101,14 @@ def markdown_to_html(text: str, base: str | Path = ".") -> str:
                 i += 1
             rows = [_cells(b) for b in block]
             has_header = len(rows) > 1 and all(re.fullmatch(r":?-{1,}:?", c) for c in rows[1])
-            table = ["<table>"]
+            table = ['<div class="table"><table>']
             body = rows
             if has_header:
                 table.append("<thead><tr>" + "".join(f"<th>{_inline(c)}</th>" for c in rows[0]) + "</tr></thead>")
                 body = rows[2:]
             table.append("<tbody>")
             table += ["<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in r) + "</tr>" for r in body]
-            table.append("</tbody></table>")
+            table.append("</tbody></table></div>")
             out.append("\n".join(table))
         elif stripped.startswith("- "):
             items = []

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from tokbench.errors import TokbenchError
+
 __all__ = ["pareto_mask", "filter_results"]
 
 
@@ -32,8 +34,6 @@ def filter_results(df: pd.DataFrame, **filters: tuple[str, ...] | None) -> pd.Da
     Raises:
         TokbenchError: an empty filter, or a value that no row has (the message lists the valid ones).
     """
-    from tokbench.errors import TokbenchError
-
     for column, wanted in filters.items():
         if wanted is None:
             continue

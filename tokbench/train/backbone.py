@@ -19,14 +19,14 @@ import torch
 
 from tokbench.backbones import create_backbone, resolve_config
 from tokbench.benchmark.environment import collect_environment
-from tokbench.benchmark.evaluate import evaluate, head_size
+from tokbench.benchmark.evaluate import evaluate, head_size, slice_check
 from tokbench.data import DATASETS, create_dataset
 from tokbench.data.synthetic import GENERATOR_VERSION, generator_source_hash
 from tokbench.errors import TokbenchError
 from tokbench.methods import build_method
 from tokbench.store import output_file
-from tokbench.train.checkpoint import save_checkpoint
 from tokbench.train.loop import TrainConfig, fit
+from tokbench.weights import save_checkpoint
 
 __all__ = ["train_backbone"]
 
@@ -99,8 +99,6 @@ def train_backbone(
     drop = {str(p): evaluate(shipped, build_method("random", p_ratio=p), splits["val"], batch_size=64,
                              device=device).metrics[metric] for p in (0.5, 0.1)}
     env = collect_environment(device)
-    from tokbench.zoo import slice_check
-
     card.update(check=slice_check(shipped, dataset, geometry=geometry, device=device))
     card.update(
         weights_dtype=dtype, train=asdict(config), best_epoch=result.best_epoch, history=result.history,

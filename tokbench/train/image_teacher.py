@@ -27,9 +27,18 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from tokbench.backbones.checkpoints import read_state_dict
+from tokbench.backbones.vit import VideoViT, VideoViTConfig
+from tokbench.benchmark.environment import collect_environment
+from tokbench.benchmark.evaluate import evaluate, head_size
+from tokbench.data import create_dataset
 from tokbench.errors import CheckpointError, TokbenchError
-from tokbench.methods.base import IDENTITY
-from tokbench.tokens import Clips
+from tokbench.methods import build_method
+from tokbench.store import output_file
+from tokbench.train.loop import TrainConfig, fit
+from tokbench.train.teacher import zoo_teacher
+from tokbench.weights import load_weights, read_weights, save_checkpoint
+from tokbench.zoo import zoo_artifact
 
 __all__ = ["ImageTeacher", "ZooImageTeacher", "TimmImageTeacher", "load_image_teacher", "image_config",
            "FrameSet", "train_image_teacher"]
@@ -66,9 +75,7 @@ class ZooImageTeacher(ImageTeacher):
         self.vit = vit.eval()
 
     def frame_tokens(self, frames: Tensor) -> tuple[Tensor, Tensor]:
-        tokens = self.vit.embed(Clips(frames[:, :, None], torch.arange(frames.shape[0], device=frames.device)), IDENTITY)
-        for layer in range(len(self.vit.blocks)):
-            tokens = self.vit.block_forward(layer, tokens, IDENTITY)
+        tokens = self.vit.encode(frames[:, :, None])
         x = self.vit.norm(tokens.x)
         _, h, w = self.vit.config.grid
         return x[:, 1:].reshape(x.shape[0], h, w, -1), x[:, 0]
@@ -106,22 +113,15 @@ def load_image_teacher(spec: str, *, dataset: str | None = None) -> ImageTeacher
             model = timm.create_model(name, pretrained=False, num_classes=0)
         except RuntimeError as e:
             raise TokbenchError(f"image teacher: timm has no model {name!r} ({e})") from None
-        from tokbench.backbones.checkpoints import read_state_dict
-
         state = read_state_dict(Path(weights))
         missing, unexpected = model.load_state_dict(state, strict=False)
         if missing:
             raise CheckpointError(f"{weights} does not fit timm {name}: missing {', '.join(missing[:3])}...")
         return TimmImageTeacher(model)
     if spec == "zoo":
-        from tokbench.zoo import zoo_artifact
-
         path = zoo_artifact("image-teacher", dataset)
     else:
         path = Path(spec)
-    from tokbench.backbones.vit import VideoViT, VideoViTConfig
-    from tokbench.train.checkpoint import load_weights, read_weights
-
     state, card = read_weights(path, "image teacher", card_keys=("config",))
     vit = VideoViT(VideoViTConfig(**card["config"]))
     return ZooImageTeacher(load_weights(vit, state, mismatch=f"{path} does not fit its card's image teacher"))
@@ -154,16 +154,6 @@ def train_image_teacher(dataset: str, *, out: str | Path, config=None, frames_pe
                         command: str | None = None, progress: bool = True) -> dict[str, Any]:
     """Train the zoo's image teacher for ``dataset`` on single frames. Returns the card."""
     import time
-
-    from tokbench.backbones.vit import VideoViT
-    from tokbench.benchmark.environment import collect_environment
-    from tokbench.benchmark.evaluate import evaluate, head_size
-    from tokbench.data import create_dataset
-    from tokbench.methods import build_method
-    from tokbench.store import output_file
-    from tokbench.train.checkpoint import save_checkpoint
-    from tokbench.train.loop import TrainConfig, fit
-    from tokbench.zoo import zoo_teacher
 
     output_file(out, suffix=".safetensors", make=False)  # fail now, not after training
     config = config or TrainConfig(epochs=6, batch_size=64, lr=1e-3, token_drop=0.0, warmup_epochs=0.5)

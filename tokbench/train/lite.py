@@ -25,12 +25,14 @@ from tokbench.benchmark.environment import collect_environment
 from tokbench.benchmark.evaluate import evaluate
 from tokbench.data import create_dataset
 from tokbench.data.batching import collate_clips
+from tokbench.data.labels import target_weights
 from tokbench.methods import build_method
-from tokbench.methods.base import IDENTITY
-from tokbench.methods.lite import LiteSelector, oracle_block, oracle_values, target_weights
-from tokbench.tokens import Clips
-from tokbench.train.checkpoint import save_checkpoint
+from tokbench.methods.lite import LiteSelector, oracle_block, oracle_values
+from tokbench.store import output_file
 from tokbench.train.loop import TrainConfig, fit
+from tokbench.train.teacher import zoo_teacher
+from tokbench.weights import save_checkpoint
+from tokbench.zoo import zoo_checkpoint
 
 __all__ = ["train_lite", "oracle_targets", "TokenTargets"]
 
@@ -50,7 +52,7 @@ class TokenTargets(torch.utils.data.Dataset):
 
 @torch.no_grad()
 def _embed(model, video: Tensor) -> Tensor:
-    tokens = model.embed(Clips(video, torch.arange(video.shape[0])), IDENTITY)
+    tokens = model.encode(video, blocks=0)
     return tokens.x[:, tokens.n_prefix :]
 
 
@@ -82,9 +84,6 @@ def train_lite(dataset: str, *, out: str | Path, config: TrainConfig | None = No
 
     Returns the card (also written beside ``out``).
     """
-    from tokbench.store import output_file
-    from tokbench.zoo import zoo_checkpoint, zoo_teacher
-
     output_file(out, suffix=".safetensors", make=False)  # fail now, not after training
     config = config or TrainConfig(epochs=10, batch_size=32, lr=1e-3, token_drop=0.0, warmup_epochs=0.5)
     torch.manual_seed(config.seed)

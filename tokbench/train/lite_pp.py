@@ -24,8 +24,11 @@ from tokbench.data import create_dataset
 from tokbench.data.batching import collate_clips
 from tokbench.methods import build_method
 from tokbench.methods.lite_pp import DifficultyModel, difficulty_config
-from tokbench.train.checkpoint import save_checkpoint
+from tokbench.store import output_file
 from tokbench.train.loop import TrainConfig, fit
+from tokbench.train.teacher import zoo_teacher
+from tokbench.weights import save_checkpoint
+from tokbench.zoo import zoo_artifact
 
 __all__ = ["train_difficulty", "confidences"]
 
@@ -55,9 +58,6 @@ class _Logits(torch.nn.Module):
 def train_difficulty(dataset: str, *, out: str | Path, config: TrainConfig | None = None,
                      command: str | None = None, progress: bool = True) -> dict[str, Any]:
     """Train LITE++'s difficulty model for ``dataset`` (a zoo dataset). Returns the card."""
-    from tokbench.store import output_file
-    from tokbench.zoo import zoo_artifact, zoo_teacher
-
     output_file(out, suffix=".safetensors", make=False)  # fail now, not after training
     config = config or TrainConfig(epochs=12, batch_size=32, lr=2e-3, token_drop=0.0, warmup_epochs=1.0)
     torch.manual_seed(config.seed)

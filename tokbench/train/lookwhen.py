@@ -1,7 +1,7 @@
 """``tokbench train lookwhen``: LookWhen's selection and extraction pre-training.
 
-Salamatian, Fuller et al. (arXiv 2605.06809; ../shared/papers/lookwhen.txt), with
-LookWhere's code as the template (docs/METHODS.md §9). Two stages, both against targets
+Salamatian, Fuller et al. (arXiv 2605.06809), with LookWhere's code (antofuller/lookwhere
+``original_jax_tpu_pretraining/training.py``) as the template. Two stages, both against targets
 computed once per clip with the teachers (which never run at inference):
 
 1. **Selection.** Target: token uniqueness, the distance of each token's image-teacher
@@ -41,18 +41,20 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from tokbench.benchmark.environment import collect_environment
-from tokbench.benchmark.evaluate import evaluate
+from tokbench.benchmark.evaluate import evaluate, slice_check
 from tokbench.data import create_dataset
 from tokbench.data.batching import collate_clips
 from tokbench.errors import TokbenchError
 from tokbench.methods import build_method, keep_count
-from tokbench.methods.base import IDENTITY, Method, top_k_indices
+from tokbench.methods.base import Method, top_k_indices
 from tokbench.methods.lookwhen import DEFAULT_SELECTOR, LookWhenSelector, uniqueness
 from tokbench.store import output_folder
 from tokbench.tokens import Clips
-from tokbench.train.checkpoint import read_weights, save_checkpoint
 from tokbench.train.image_teacher import ImageTeacher, load_image_teacher
 from tokbench.train.loop import TrainConfig, fit
+from tokbench.train.teacher import zoo_teacher
+from tokbench.weights import read_weights, save_checkpoint
+from tokbench.zoo import zoo_checkpoint
 
 __all__ = ["train_lookwhen", "teacher_features", "distillation_targets", "GivenTokens", "Distiller",
            "align_to_tubelets", "topk_overlap"]
@@ -184,10 +186,7 @@ class Distiller(nn.Module):
 
     def forward(self, video: Tensor, index: Tensor) -> dict[str, Tensor]:
         ext = self.extractor
-        clips = Clips(video, torch.arange(video.shape[0], device=video.device))
-        tokens = ext.embed(clips, GivenTokens(index))
-        for layer in range(len(ext.blocks)):
-            tokens = ext.block_forward(layer, tokens, IDENTITY)
+        tokens = ext.encode(video, GivenTokens(index))  # GivenTokens only picks the tubelets: identity in the blocks
         pooled = ext.pool(tokens)
         x = tokens.x[:, tokens.n_prefix :]  # (B, K, D)
         Tq, H, W = ext.config.grid
@@ -220,8 +219,6 @@ def train_lookwhen(dataset: str, *, out_dir: str | Path, image_teacher: str = "z
     Writes ``<dataset>.selector.safetensors`` and ``<dataset>.extractor.safetensors`` (with
     cards) to ``out_dir``. Returns both cards.
     """
-    from tokbench.zoo import zoo_checkpoint, zoo_teacher
-
     if not 0 < keep_range[0] <= keep_range[1] <= 1:
         raise TokbenchError(f"keep range must be within (0, 1], got {keep_range}")
     selector_config = selector_config or TrainConfig(epochs=8, batch_size=32, lr=1e-3, token_drop=0.0, warmup_epochs=0.5)
@@ -335,8 +332,6 @@ def train_lookwhen(dataset: str, *, out_dir: str | Path, image_teacher: str = "z
                 method = build_method(spec, p_ratio=p)
                 method.setup(teacher)
                 accuracy[name][str(p)] = evaluate(method.model(teacher), method, splits["val"], batch_size=64).metrics[metric]
-        from tokbench.zoo import slice_check
-
         method = build_method(specs["lookwhen"], p_ratio=0.3)
         method.setup(teacher)
         card.update(train=asdict(extractor_config), best_epoch=result.best_epoch, history=result.history,

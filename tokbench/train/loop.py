@@ -23,7 +23,8 @@ from torch.utils.data import DataLoader
 
 from tokbench.data.batching import collate_clips
 from tokbench.errors import TokbenchError
-from tokbench.train.checkpoint import save_checkpoint
+from tokbench.methods.random_drop import RandomDrop
+from tokbench.weights import save_checkpoint
 
 __all__ = ["TrainConfig", "TrainResult", "fit", "task_loss"]
 
@@ -192,8 +193,6 @@ def fit(
 
 
 def _token_drop_forward(config: TrainConfig):
-    from tokbench.methods.random_drop import RandomDrop
-
     def forward(model, batch: dict, gen: torch.Generator) -> Tensor:
         video = batch["video"].to(next(model.parameters()).device)
         method = None
