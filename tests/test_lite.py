@@ -154,3 +154,140 @@ def test_oracle_memo_reuses_values_across_p(tiny, tiny_video):
     method = build_method("oracle", p_ratio=0.25)
     method.setup(tiny)
     torch.testing.assert_close(logits, tiny(tiny_video, method, labels=labels))
+
+
+# --------------------------------------------------------------------------- hand-worked oracle
+
+SUBSET = (5, 6, 22)  # the tubelets (t, h, w raster order) the true-class logit depends on
+GELU_1 = 0.8413447460685429  # GELU(1) = 1 * Phi(1)
+
+
+def _hand_model(pool: str):
+    """A 32-token model whose true-class logit (class 2) reads only the tokens of SUBSET.
+
+    Width 4, one head, MLP width 8, no position embedding, LayerNorms replaced by the
+    identity. The patch embedding writes a tubelet's mean pixel m to channel 0 and 1 - m to
+    channel 1. Block 0 has no attention and an MLP passing GELU(channel 0) and GELU(channel
+    1) through hidden units 0 and 1 to the same channels. The head reads channel 0 for class
+    2 only. With ``avg`` pooling (depth 1): y = mean over tokens of (m + GELU(m)), so
+    dy/dA_t0 = 1/N and dy/dA_t1 = 0 for every token. With ``token`` pooling (depth 2, a CLS
+    token): block 1 attends uniformly (zero queries and keys) with identity values and
+    output projection, so the CLS token gets the mean over all N + 1 tokens and dy/dA_t0 =
+    1/(N + 1). Either way w = (c, 0, ...) with c > 0, and ReLU(sum_d w_d A_td) = c GELU(m_t):
+    c GELU(1) on SUBSET (bright tubelets, m = 1) and exactly 0 elsewhere (m = 0), even though
+    the background activates hidden unit 1 as strongly: its gradient is 0.
+    """
+    from torch import nn
+
+    from tokbench.backbones.vit import VideoViT, VideoViTConfig
+
+    config = VideoViTConfig(num_frames=4, img_size=32, tubelet_size=2, patch_size=8, embed_dim=4, depth=1 if pool == "avg" else 2,
+                            num_heads=1, mlp_ratio=2.0, class_token=pool == "token", global_pool=pool, num_classes=3)
+    model = VideoViT(config).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.zero_()
+        model.pos_embed.zero_()
+        model.norm, model.fc_norm = nn.Identity(), nn.Identity()
+        for blk in model.blocks:
+            blk.norm1, blk.norm2 = nn.Identity(), nn.Identity()
+        w = model.patch_embed.proj.weight  # (D, C, t, p, p)
+        w[0], w[1] = 1 / w[0].numel(), -1 / w[1].numel()
+        model.patch_embed.proj.bias[1] = 1.0
+        mlp = model.blocks[0].mlp
+        mlp.fc1.weight[0, 0] = mlp.fc1.weight[1, 1] = 1.0
+        mlp.fc2.weight[0, 0] = mlp.fc2.weight[1, 1] = 1.0
+        if pool == "token":
+            attn = model.blocks[1].attn
+            attn.qkv.weight[8:12] = torch.eye(4)  # values = tokens; queries, keys = 0: uniform attention
+            attn.proj.weight.copy_(torch.eye(4))
+        model.head.weight[2, 0] = 1.0
+    return model
+
+
+def _hand_video(batch: int = 2) -> torch.Tensor:
+    video = torch.zeros(batch, 3, 4, 32, 32)
+    for i in SUBSET:
+        t, h, w = i // 16, (i // 4) % 4, i % 4
+        video[:, :, 2 * t : 2 * t + 2, 8 * h : 8 * h + 8, 8 * w : 8 * w + 8] = 1.0
+    return video
+
+
+@pytest.mark.parametrize("pool", ["avg", "token"])
+def test_oracle_ranks_the_tokens_the_logit_reads_first_hand_worked(pool):
+    from tokbench.methods.lite import ACTIVATIONS, VARIANTS, oracle_gradients, oracle_raw
+
+    model, video = _hand_model(pool), _hand_video()
+    weights = target_weights("single", torch.tensor([2, 2]), 3)
+    n = 32 + (pool == "token")  # tokens the pooled feature averages over
+    assert oracle_block(model.config) == 0
+    expected = torch.zeros(2, 32)
+    expected[:, list(SUBSET)] = 1.0
+    a, g = oracle_gradients(model, video, weights)
+    torch.testing.assert_close(g[..., 0], torch.full((2, 32), 1 / n))  # every token reaches y equally ...
+    torch.testing.assert_close(g[..., 1:], torch.zeros(2, 32, 7))  # ... through channel 0 only
+    torch.testing.assert_close(oracle_raw(a, g), expected * GELU_1 / n)  # c GELU(1) on SUBSET, 0 elsewhere
+    for variant in VARIANTS:
+        for activations in ACTIVATIONS:
+            got = oracle_values(model, video, weights, variant=variant, activations=activations)
+            if variant == "grad_norm":  # sees no activation: every token has the same gradient here
+                assert got.eq(0).all(), activations
+                continue
+            torch.testing.assert_close(got, expected, msg=f"{variant}, {activations}")
+    for ties in ("random", "position", "value"):
+        method = build_method(f"oracle(ties={ties!r})", p_ratio=3 / 32)
+        method.setup(model)
+        clips = Clips(video, torch.arange(2), weights)
+        kept = method.after_embed(model.embed(clips, method), clips)
+        assert kept.index.tolist() == [list(SUBSET)] * 2, ties
+
+
+def test_oracle_tie_rules_on_the_hand_worked_model():
+    """29 of the 32 hand-worked values are exactly 0: ``position`` keeps the first of them,
+    ``random`` a per-clip random few, ``value`` orders them by the signed value (all 0 here,
+    then at random: as ``random`` draws, the same tokens)."""
+    model, video = _hand_model("avg"), _hand_video()
+    weights = target_weights("single", torch.tensor([2, 2]), 3)
+    clips = Clips(video, torch.tensor([0, 1]), weights)
+    kept = {}
+    for ties in ("position", "random", "value"):
+        method = build_method(f"oracle(ties={ties!r})", p_ratio=5 / 32)
+        method.setup(model)
+        kept[ties] = method.after_embed(model.embed(clips, method), clips).index.tolist()
+        assert all(set(SUBSET) <= set(row) for row in kept[ties])
+    assert kept["position"] == [[0, 1, *SUBSET]] * 2
+    assert kept["random"] == kept["value"] and kept["random"][0] != kept["random"][1]
+
+
+def test_oracle_ranks_are_lexicographic_then_by_position():
+    from tokbench.methods.lite import _ranks
+
+    values = torch.tensor([[0.5, 0.0, 0.0, 1.0, 0.0, 0.0]])
+    raw = torch.tensor([[0.5, -1.0, -0.2, 1.0, -3.0, -0.2]])
+    order = lambda s: s.argsort(dim=1, descending=True).tolist()  # noqa: E731 - ranks are distinct
+    assert order(_ranks(values)) == [[3, 0, 1, 2, 4, 5]]
+    assert order(_ranks(values, raw)) == [[3, 0, 2, 5, 1, 4]]
+    assert order(_ranks(values, raw, torch.tensor([[0, 0, 0.1, 0, 0, 0.9]]))) == [[3, 0, 5, 2, 1, 4]]
+
+
+def test_oracle_options_are_checked_and_only_other_values_enter_the_cell_id():
+    from tokbench.benchmark.runner import Sweep, _identity_params, plan
+    from tokbench.methods.lite import Oracle
+
+    for spec, fragment in [("oracle(variant='cam')", "variant must be one of gradcam, gradcam_abs, gxa, gxa_abs, grad_norm"),
+                           ("oracle(ties='first')", "ties must be one of random, position, value"),
+                           ("oracle(activations='qkv')", "activations must be one of hidden, mlp_out, block_out")]:
+        with pytest.raises(TokbenchError, match=fragment):
+            build_method(spec)
+    method = build_method("oracle(ties='position', variant='gxa')")
+    assert method.params() == {"block": None, "variant": "gxa", "ties": "position", "activations": "hidden"}
+    # The paper's oracle keeps the cell id it had before these options existed: {"block": None}.
+    assert _identity_params(build_method("oracle").params(), Oracle.identity_defaults) == {"block": None}
+    assert _identity_params(method.params(), Oracle.identity_defaults) == {"block": None, "variant": "gxa",
+                                                                           "ties": "position"}
+    with pytest.warns(UserWarning, match="same method"):
+        cells = plan(Sweep(backbones=("test_tiny",), methods=(
+            "oracle", "oracle(variant='gradcam', ties='random', activations='hidden')", "oracle(ties='position')",
+            "oracle(activations='mlp_out')"), p_ratios=(0.5,), metrics=("flops",)))
+    assert [c.method_id for c in cells] == ["oracle", "oracle(ties='position')", "oracle(activations='mlp_out')"]
+    assert len({c.key for c in cells}) == 3

@@ -90,6 +90,9 @@ class Method(metaclass=ABCMeta):  # noqa: B024 - ABCMeta enforces SelectionMetho
     #: (one padded batch, padding masked out) or ``split`` (clips of equal length run
     #: together, each group without padding).
     variable_length: Literal["pad", "split"] = "pad"
+    #: Options added after cells were stored, with their defaults: an option at its default
+    #: here is left out of the cell id, so the cells stored before it existed keep their ids.
+    identity_defaults: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, *, p_ratio: float = 1.0) -> None:
         if isinstance(p_ratio, bool) or not isinstance(p_ratio, (int, float)) or not 0 < p_ratio <= 1:

@@ -232,7 +232,8 @@ def plan(sweep: Sweep) -> list[Cell]:
                     key = cell_key({
                         **content,
                         "schema": SCHEMA_VERSION, "config": config.to_dict(), "weights": _content_id(weights),
-                        "method": reference.name, "params": _identity_params(reference.params()), "p_ratio": p,
+                        "method": reference.name, "p_ratio": p,
+                        "params": _identity_params(reference.params(), cls.identity_defaults),
                         "seed": sweep.seed, "dtype": dtype, **protocol_keys, **data_keys,
                     })
                     if key in seen:  # 'random' and 'random(seed=0)': one cell, measured once
@@ -273,11 +274,14 @@ def _content_id(weights: str) -> str:
     return weights.rsplit("@", 1)[-1]
 
 
-def _identity_params(params: dict[str, Any]) -> dict[str, Any]:
+def _identity_params(params: dict[str, Any], later: dict[str, Any] | None = None) -> dict[str, Any]:
     """Method options as they enter the cell id: an option naming a file (a LITE selector,
-    a LookWhen extractor) by the file's content, not its path on this machine."""
+    a LookWhen extractor) by the file's content, not its path on this machine; an option
+    added later (``Method.identity_defaults``) only when it differs from its default."""
     out = {}
     for name, value in params.items():
+        if later and name in later and later[name] == value:
+            continue
         if isinstance(value, str) and value not in ("", "zoo") and Path(value).is_file():
             value = _content_id(weights_id(value))
         out[name] = value
