@@ -308,7 +308,7 @@ def write_report(df: pd.DataFrame, out_dir: str | Path, *, source: str = "result
         metric = _metric(ok, dataset)
         panel = cells[cells["dataset"] == dataset]
         name = re.sub(r"[^A-Za-z0-9+._-]+", "-", dataset).lower()
-        lines += [f"### {dataset} ({metric})", ""]
+        lines += [f"### {dataset} ({metric})", ""] + _card_lines(dataset)
         for path in per_dataset.get(dataset, []):
             if path.suffix == ".png":
                 lines += [f"![{path.stem}]({path.name})", ""]
@@ -334,6 +334,18 @@ def write_report(df: pd.DataFrame, out_dir: str | Path, *, source: str = "result
 
     write_html(path)
     return path
+
+
+def _card_lines(dataset: str) -> list[str]:
+    """What the dataset's card says (what decides the label, what it stresses, its notes),
+    for a registered dataset; nothing for one this process does not know (a plug-in's)."""
+    from tokbench.data import DATASETS
+
+    if dataset not in DATASETS:
+        return []
+    card = DATASETS.get(dataset).card
+    facts = [("Decides", card.decides), ("Stresses", card.stresses), ("Notes", card.notes)]
+    return [f"- {name}: {text}" for name, text in facts if text] + [""]
 
 
 def _metric(ok: pd.DataFrame, dataset: str) -> str:
