@@ -3,7 +3,7 @@ library function (in the way lm-evaluation-harness builds its config ``from_cli`
 
 - **The embedded default** (no ``--dataset``, no ``--backbone``): the six synthetic datasets
   that ship a zoo backbone, ``synth_tiny`` with the zoo weights, every registered method,
-  P-Ratio 0.1:0.9, accuracy + FLOPs + throughput, the stochastic methods with seeds 0, 1, 2
+  P-Ratios 0.1, 0.3, 0.5, 0.7, 0.9, accuracy + FLOPs + throughput, the stochastic methods with seeds 0, 1, 2
   (not in the smoke slice).
 - **Datasets without a backbone**: ``synth_tiny``, with the zoo weights when every dataset is
   a synthetic one with a shipped backbone.

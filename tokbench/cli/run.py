@@ -124,7 +124,7 @@ def run_cmd(backbones, methods, p_ratio, checkpoint, num_classes, datasets, data
     """Measure a sweep: datasets x backbones x methods x P-Ratios.
 
     With no options this is the benchmark on the embedded default: the six synthetic
-    datasets, every registered method, P-Ratio 0.1:0.9, accuracy + FLOPs + throughput,
+    datasets, every registered method, P-Ratios 0.1,0.3,0.5,0.7,0.9, accuracy + FLOPs + throughput,
     with the zoo's backbones. Naming --backbone without --dataset measures cost only.
 
     Appends one record per cell to an append-only JSONL file under RESULTS/runs/ and
