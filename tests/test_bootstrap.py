@@ -34,11 +34,13 @@ def test_flags_are_the_per_clip_outcomes():
 def test_resamples_with_known_draws():
     s = _single([1, 1, 0, 0])
     clips = torch.tensor([[0, 0, 0, 0], [0, 1, 2, 3], [2, 3, 2, 3], [0, 2, 2, 2]])
-    values = bootstrap._resampled(s, clips, torch.zeros(4, 1, dtype=torch.long))
+    values = bootstrap._resampled(s, bootstrap._counts(clips, 4), torch.zeros(4, 1, dtype=torch.long))
     assert values["top1"].tolist() == [1.0, 0.5, 0.0, 0.25]
     # Two seeds: resample 0 takes seed 1 twice, resample 1 each seed once.
     other = Scored("single", [s.scores, _single([0, 0, 1, 1]).scores], s.labels)
-    two = bootstrap._resampled(other, clips[:2], torch.tensor([[1, 1], [0, 1]]))
+    two = bootstrap._resampled(other, bootstrap._counts(clips[:2], 4), torch.tensor([[1, 1], [0, 1]]))
+    only = bootstrap._resampled(other, bootstrap._counts(clips[:2], 4), torch.tensor([[1, 1], [0, 1]]), "top5")
+    assert list(only) == ["top5"] and only["top5"].tolist() == [1.0, 1.0]  # 2 classes: top-5 always hits
     assert two["top1"].tolist() == [0.0, 0.5]  # clip 0 four times on seed 1: wrong; all clips, both seeds: half
 
 
@@ -47,7 +49,7 @@ def test_map_is_recomputed_per_resample():
     targets = torch.tensor([[1, 0], [0, 1], [1, 1]])
     s = Scored("multilabel", scores, targets)
     clips = torch.tensor([[0, 1, 2], [0, 0, 1]])
-    values = bootstrap._resampled(s, clips, torch.zeros(2, 1, dtype=torch.long)).get("mAP")
+    values = bootstrap._resampled(s, bootstrap._counts(clips, 3), torch.zeros(2, 1, dtype=torch.long)).get("mAP")
     # All three clips: class 0 ranks (0.9+, 0.5-, 0.2+): AP = (1 + 2/3)/2; class 1 (0.8+, 0.3+, 0.1-): AP = 1.
     assert values[0].item() == pytest.approx(((1 + 2 / 3) / 2 + 1) / 2)
     # Clips 0, 0, 1: class 0 has positives (0.9, 0.9) ranked first: AP 1; class 1: one positive first: AP 1.
@@ -112,3 +114,15 @@ def test_weighted_map_equals_the_map_of_the_resampled_rows():
             assert math.isnan(fast[r])
         else:
             assert fast[r].item() == pytest.approx(mean_average_precision(scores[idx], targets[idx]), abs=1e-12)
+
+
+def test_memoised_map_resamples_follow_the_content_of_their_inputs():
+    scores = torch.tensor([[0.9, 0.1], [0.5, 0.8], [0.2, 0.3]])
+    targets = torch.tensor([[1, 0], [0, 1], [1, 1]])
+    counts = bootstrap._counts(torch.tensor([[0, 1, 2], [0, 0, 1]]), 3)
+    first = bootstrap._resampled_map(scores, targets, counts)
+    torch.testing.assert_close(first, bootstrap.weighted_map(scores, targets, counts))
+    assert bootstrap._resampled_map(scores.clone(), targets.clone(), counts.clone()) is first  # same content: reused
+    swapped = bootstrap._resampled_map(scores.flip(1), targets, counts)  # other scores: computed anew
+    torch.testing.assert_close(swapped, bootstrap.weighted_map(scores.flip(1), targets, counts))
+    assert not torch.equal(swapped, first)

@@ -105,3 +105,17 @@ def test_the_paired_oracle_reads_the_stored_predictions(tmp_path):
     better = paired_oracle(prediction_finder([tmp_path / "runs"]))  # the runs folder: its parent holds predictions
     a, b = points.iloc[0], points.iloc[1]
     assert better(a, b) and not better(b, a) and not better(a, a)
+
+
+def test_unsupported_claims_name_only_the_panels_the_test_does_not_back():
+    from tokbench.report.analysis import dominance_summary, significant_panels, significant_wins, unsupported_claims
+
+    on_y = [(("y",) + r[1:]) for r in A + B]
+    df = _panel(A + B + on_y)  # a beats b by 2 points on both panels (point estimates)
+    assert dominance_summary(df) == ["a Pareto-dominates b on 2 of 2 panels (x, y)"]
+    better = _oracle({("x/a/0.6", "x/b/0.6")})  # the paired test separates them on x only
+    wins = significant_wins(significant_panels(df, better))
+    assert wins == {("a", "b"): ["x"]}
+    assert unsupported_claims(df, wins) == ["a Pareto-dominates b on 1 of 2 panels (y)"]
+    everywhere = _oracle({("x/a/0.6", "x/b/0.6"), ("y/a/0.6", "y/b/0.6")})
+    assert unsupported_claims(df, significant_wins(significant_panels(df, everywhere))) == []

@@ -225,11 +225,11 @@ def report_pictures(specs: list[str], dataset: str, p_ratio: float, out: str | P
         (the PNG, or None when no method could be drawn; a caption per drawn method; the
         method specs skipped because ``p_ratio`` is unreachable).
     """
+    import torch
+
     from tokbench.errors import UnreachableError
     from tokbench.methods import METHODS, parse_method_spec
     from tokbench.store import output_file
-
-    import torch
 
     output_file(out, make=False)  # a file in the way: one error now, not after running every method
     rows, captions, skipped, frames, facts = [], [], [], None, None

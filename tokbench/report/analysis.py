@@ -13,8 +13,9 @@ import pandas as pd
 
 from tokbench.report.pareto import pareto_mask
 
-__all__ = ["dominates", "dominance_summary", "speedup_at_equal_accuracy", "dataset_table", "significant_dominance",
-           "significance_summary", "Better"]
+__all__ = ["dominates", "dominance_panels", "dominance_summary", "speedup_at_equal_accuracy", "dataset_table",
+           "significant_dominance", "significant_panels", "significant_wins", "significance_summary",
+           "unsupported_claims", "Better"]
 
 #: ``better(p, q)``: whether point ``p`` (a results row) is significantly more accurate than
 #: point ``q`` (e.g. a paired bootstrap on their stored predictions excludes 0).
@@ -38,14 +39,14 @@ def dominates(a: pd.DataFrame, b: pd.DataFrame, *, x: str = "gflops") -> bool:
     return strict
 
 
-def dominance_summary(df: pd.DataFrame, *, x: str = "gflops") -> list[str]:
-    """Sentences in the papers' form ("lookwhen Pareto-dominates lite on 4 of 6 panels"),
-    one per ordered pair of reduction methods that dominates on at least one panel; the full
-    model and privileged methods are left out."""
-    rows = df[(df["method"] != "none") & ~df.get("privileged", pd.Series(False, index=df.index)).astype(bool)]
+def dominance_panels(df: pd.DataFrame, *, x: str = "gflops") -> dict[tuple[str, str], list[str]]:
+    """``{(a, b): panels}`` where reduction method ``a`` Pareto-dominates ``b`` by point
+    estimates (:func:`dominates`), for every ordered pair with at least one such panel; the
+    full model and privileged methods are left out."""
+    rows = _compared(df)
     panels = sorted(rows["dataset"].unique())
     methods = sorted(rows["method"].unique())
-    out = []
+    out = {}
     for a in methods:
         for b in methods:
             if a == b:
@@ -53,8 +54,38 @@ def dominance_summary(df: pd.DataFrame, *, x: str = "gflops") -> list[str]:
             wins = [p for p in panels if dominates(rows[(rows.dataset == p) & (rows.method == a)],
                                                    rows[(rows.dataset == p) & (rows.method == b)], x=x)]
             if wins:
-                out.append(f"{a} Pareto-dominates {b} on {len(wins)} of {len(panels)} panels ({', '.join(wins)})")
+                out[a, b] = wins
     return out
+
+
+def dominance_summary(df: pd.DataFrame, *, x: str = "gflops") -> list[str]:
+    """Sentences in the papers' form ("lookwhen Pareto-dominates lite on 4 of 6 panels"),
+    one per ordered pair of reduction methods that dominates on at least one panel; the full
+    model and privileged methods are left out."""
+    n = len(_compared(df)["dataset"].unique())
+    return [_claim(a, b, wins, n) for (a, b), wins in dominance_panels(df, x=x).items()]
+
+
+def unsupported_claims(df: pd.DataFrame, significant: dict[tuple[str, str], list[str]], *,
+                       x: str = "gflops") -> list[str]:
+    """The point-estimate dominance claims (:func:`dominance_panels`) on panels where the
+    paired test does not support them (``significant``, from :func:`significant_panels`),
+    one sentence per ordered pair, naming only those panels."""
+    n = len(_compared(df)["dataset"].unique())
+    out = []
+    for (a, b), wins in dominance_panels(df, x=x).items():
+        weak = [p for p in wins if p not in significant.get((a, b), [])]
+        if weak:
+            out.append(_claim(a, b, weak, n))
+    return out
+
+
+def _compared(df: pd.DataFrame) -> pd.DataFrame:
+    return df[(df["method"] != "none") & ~df.get("privileged", pd.Series(False, index=df.index)).astype(bool)]
+
+
+def _claim(a: str, b: str, panels: list[str], n: int) -> str:
+    return f"{a} Pareto-dominates {b} on {len(panels)} of {n} panels ({', '.join(panels)})"
 
 
 def significant_dominance(a: pd.DataFrame, b: pd.DataFrame, better: Better, *, x: str = "gflops") -> str | None:
@@ -84,8 +115,28 @@ def significant_dominance(a: pd.DataFrame, b: pd.DataFrame, better: Better, *, x
     return "dominates" if won else "tie"
 
 
-def significance_summary(df: pd.DataFrame, better: Better, *, x: str = "gflops") -> tuple[list[str], list[str]]:
+def significant_panels(df: pd.DataFrame, better: Better, *, x: str = "gflops") -> dict[tuple[str, str, str], str | None]:
+    """:func:`significant_dominance` of every ordered pair of reduction methods on every
+    panel: ``{(panel, a, b): verdict}``."""
+    rows = _compared(df)
+    verdict: dict[tuple[str, str, str], str | None] = {}
+    methods = sorted(rows["method"].unique())
+    for panel in sorted(rows["dataset"].unique()):
+        here = rows[rows.dataset == panel]
+        for a in methods:
+            for b in methods:
+                if a != b:
+                    verdict[panel, a, b] = significant_dominance(here[here.method == a], here[here.method == b],
+                                                                 better, x=x)
+    return verdict
+
+
+def significance_summary(df: pd.DataFrame, better: Better, *, x: str = "gflops",
+                         verdict: dict[tuple[str, str, str], str | None] | None = None) -> tuple[list[str], list[str]]:
     """The dominance summary with only claims the paired test supports at 95 %.
+
+    Args:
+        verdict: :func:`significant_panels` of ``df``, when the caller has it already.
 
     Returns:
         (claims, ties): "a Pareto-dominates b on k of n panels (...)" per ordered pair with at
@@ -93,17 +144,10 @@ def significance_summary(df: pd.DataFrame, better: Better, *, x: str = "gflops")
         per unordered pair whose every point is matched both ways with no significant
         difference. The full model and privileged methods are left out.
     """
-    rows = df[(df["method"] != "none") & ~df.get("privileged", pd.Series(False, index=df.index)).astype(bool)]
+    rows = _compared(df)
     panels = sorted(rows["dataset"].unique())
     methods = sorted(rows["method"].unique())
-    verdict: dict[tuple[str, str, str], str | None] = {}
-    for panel in panels:
-        here = rows[rows.dataset == panel]
-        for a in methods:
-            for b in methods:
-                if a != b:
-                    verdict[panel, a, b] = significant_dominance(here[here.method == a], here[here.method == b],
-                                                                 better, x=x)
+    verdict = significant_panels(df, better, x=x) if verdict is None else verdict
     claims, ties = [], []
     for a in methods:
         for b in methods:
@@ -111,13 +155,22 @@ def significance_summary(df: pd.DataFrame, better: Better, *, x: str = "gflops")
                 continue
             wins = [p for p in panels if verdict[p, a, b] == "dominates"]
             if wins:
-                claims.append(f"{a} Pareto-dominates {b} on {len(wins)} of {len(panels)} panels ({', '.join(wins)})")
+                claims.append(_claim(a, b, wins, len(panels)))
             if a < b:
                 same = [p for p in panels if verdict[p, a, b] == "tie" and verdict[p, b, a] == "tie"]
                 if same:
                     ties.append(f"{a} and {b} are indistinguishable on {len(same)} of {len(panels)} panels "
                                 f"({', '.join(same)})")
     return claims, ties
+
+
+def significant_wins(verdict: dict[tuple[str, str, str], str | None]) -> dict[tuple[str, str], list[str]]:
+    """``{(a, b): panels}`` where the verdict of :func:`significant_panels` is "dominates"."""
+    out: dict[tuple[str, str], list[str]] = {}
+    for (panel, a, b), v in sorted(verdict.items()):
+        if v == "dominates":
+            out.setdefault((a, b), []).append(panel)
+    return out
 
 
 def speedup_at_equal_accuracy(method: pd.DataFrame, reference: pd.DataFrame) -> float | None:

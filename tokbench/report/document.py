@@ -139,20 +139,27 @@ def _speedup(ok: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
 
 def _summary(ok: pd.DataFrame, better) -> tuple[str, list[str]]:
     """(heading, lines) of the summary: significance-aware when ``better`` is given."""
-    from tokbench.report.analysis import dominance_summary, significance_summary
+    from tokbench.report.analysis import (
+        dominance_summary,
+        significance_summary,
+        significant_panels,
+        significant_wins,
+        unsupported_claims,
+    )
 
     if better is not None:
-        claims, ties = significance_summary(ok, better)
+        verdict = significant_panels(ok, better)
+        claims, ties = significance_summary(ok, better, verdict=verdict)
         lines = ["Claims that a paired test on the stored predictions supports at 95 %: A Pareto-dominates B on a "
                  "panel when every point of B is matched by a point of A that costs no more GFLOPs, none of B's points "
                  "is significantly better than its match, and one match is significantly better.", ""]
         lines += [f"- {c}" for c in claims] or ["- no method significantly Pareto-dominates another on any panel"]
         if ties:
             lines += ["", "Indistinguishable within the noise:", ""] + [f"- {t}" for t in ties]
-        unsupported = [c for c in dominance_summary(ok) if c not in claims]
+        unsupported = unsupported_claims(ok, significant_wins(verdict))
         if unsupported:
-            lines += ["", "Point-estimate claims the paired test does not support (a win smaller than the noise on at "
-                      "least one of the panels named):", ""] + [f"- {c}" for c in unsupported]
+            lines += ["", "Point-estimate claims the paired test does not support, on the panels named (there the win "
+                      "is smaller than the noise):", ""] + [f"- {c}" for c in unsupported]
         return "Summary (paired test, 95 %)", lines
     # The significance-aware summary replaces this one when the caller passes ``better``
     # (tokbench.report.analysis.significance_summary with a paired-bootstrap oracle).
