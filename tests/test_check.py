@@ -66,7 +66,8 @@ def test_cli_passes_on_the_baseline_and_fails_on_a_perturbed_copy(tmp_path):
     same = tmp_path / "same.jsonl"
     same.write_text("".join(json.dumps(r) + "\n" for r in records))
     ok = CliRunner().invoke(cli, ["check", "--baseline", str(BASELINE), "--results", str(same), "--no-speed"])
-    assert ok.exit_code == 0 and "**0 regression(s)** in 126 compared cells" in ok.output
+    n = len({r["cell_id"] for r in records})
+    assert ok.exit_code == 0 and f"**0 regression(s)** in {n} compared cells" in ok.output
     perturbed = [dict(r) for r in records]
     victim = next(r for r in perturbed if r["method"] == "lookwhen" and r["status"] == "ok" and r.get("top1"))
     victim["top1"] -= 0.25
@@ -80,7 +81,7 @@ def test_cli_passes_on_the_baseline_and_fails_on_a_perturbed_copy(tmp_path):
     assert r.exit_code == 1, r.output
     assert "**3 regression(s)**" in r.output and "dropped 25.00 points" in r.output and "gflops" in r.output
     assert out.read_text() == r.stdout  # the Markdown report; what was compared goes to stderr
-    assert "baseline: " in r.stderr and "current: " in r.stderr and "125 records of 125 cells" in r.stderr
+    assert "baseline: " in r.stderr and "current: " in r.stderr and f"{n - 1} records of {n - 1} cells" in r.stderr
 
 
 def test_cli_update_rewrites_the_baseline_and_errors_are_one_line(tmp_path):
@@ -115,3 +116,19 @@ def test_speed_uses_the_recorded_intervals_and_skips_busy_records():
     findings, counts = compare([base], [busy])
     assert counts["regressions"] == 0 and counts["speed_compared"] == 0 and counts["speed_skipped"] == 1
     assert "timed while the machine was busy" in findings[0].note
+
+
+def test_accuracy_intervals_forgive_only_drops_inside_the_baseline_interval():
+    base = _record(top1=0.80, top1_lo=0.76, top1_hi=0.84)
+    inside, below = _record(top1=0.77), _record(top1=0.75)
+    # Without --accuracy-intervals, any drop beyond the tolerance fails, as before.
+    assert compare([base], [inside], accuracy_tol=0.01)[1]["regressions"] == 1
+    findings, counts = compare([base], [inside], accuracy_tol=0.01, intervals=True)
+    assert counts["regressions"] == 0
+    assert [(f.field, f.regression) for f in findings] == [("top1", False)]
+    assert "within the baseline's 95 % interval (from 76.00)" in findings[0].note
+    assert compare([base], [below], accuracy_tol=0.01, intervals=True)[1]["regressions"] == 1
+    # A baseline record without an interval: the tolerance alone decides.
+    assert compare([_record(top1=0.80)], [inside], accuracy_tol=0.01, intervals=True)[1]["regressions"] == 1
+    r = CliRunner().invoke(cli, ["check", "--help"])
+    assert "--accuracy-intervals" in r.output

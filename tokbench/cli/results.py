@@ -23,6 +23,9 @@ def _echo_lines(lines) -> None:
               help="Folder (or .jsonl file) of the current records; curated copies in its sub-folders are left out.")
 @click.option("--accuracy-tol", type=click.FloatRange(min=0), default=0.0, show_default=True,
               help="Largest allowed accuracy drop per cell (absolute, 0.01 = 1 point); CPU runs are deterministic.")
+@click.option("--accuracy-intervals", is_flag=True,
+              help="A drop beyond --accuracy-tol to a value inside the baseline cell's 95 % interval is reported, "
+                   "not failed (for runs that differ by seed or clips).")
 @click.option("--speed-band", type=click.FloatRange(0, 1), default=0.5, show_default=True,
               help="Allowed relative throughput drop, checked only when the device matches.")
 @click.option("--no-speed", is_flag=True, help="Do not compare throughput (shared CI machines are noisy).")
@@ -30,11 +33,12 @@ def _echo_lines(lines) -> None:
 @click.option("--update", is_flag=True, help="Rewrite the baseline from the current records instead of checking "
               "(baseline cells the records lack are kept).")
 @click.option("--prune", is_flag=True, help="With --update: drop the baseline cells the current records lack.")
-def check_cmd(baseline, results_dir, accuracy_tol, speed_band, no_speed, out, update, prune):
+def check_cmd(baseline, results_dir, accuracy_tol, accuracy_intervals, speed_band, no_speed, out, update, prune):
     """Compare current results with a baseline, cell by cell (for CI).
 
     FLOPs, parameters and tokens must match exactly; accuracy may not drop by more than
-    --accuracy-tol; throughput is compared only on the same device. A baseline cell with no
+    --accuracy-tol (with --accuracy-intervals: unless it stays inside the baseline cell's 95 %
+    interval); throughput is compared only on the same device. A baseline cell with no
     current record is a regression; new cells are counted. Prints a Markdown table of the
     differences, then (on stderr) which runs, devices and revisions each side holds; exit
     status 1 on a regression, 0 otherwise.
@@ -70,7 +74,7 @@ def check_cmd(baseline, results_dir, accuracy_tol, speed_band, no_speed, out, up
     reference, base_described = select_records(baseline)
     if not reference:
         raise TokbenchError(f"no records under --baseline {baseline}")
-    findings, counts = compare(reference, current, accuracy_tol=accuracy_tol,
+    findings, counts = compare(reference, current, accuracy_tol=accuracy_tol, intervals=accuracy_intervals,
                                speed_band=None if no_speed else speed_band)
     report = markdown(findings, counts)
     click.echo(report, nl=False)

@@ -8,7 +8,10 @@ Pure functions of record lists (no torch), so a user's CI can run them on any ma
 - **cost** (``gflops``, ``params_m``, ``tokens_kept``) must match exactly (relative 1e-9:
   fvcore counts are deterministic);
 - **accuracy** (every metric the baseline recorded) may not fall by more than
-  ``accuracy_tol`` (absolute); a rise is reported, not failed;
+  ``accuracy_tol`` (absolute); with ``intervals``, a larger drop is still not a regression
+  while the current value lies inside the baseline record's 95 % interval (``<metric>_lo``:
+  the clip bootstrap; for comparing runs that differ by seed or by clips, where such a
+  drop is noise); a rise is reported, not failed;
 - **throughput** (``clips_per_s``) is compared only when both records have the same
   ``speed_id`` (the same cell timed on a device of the same name with the same settings),
   and fails only below ``(1 - speed_band)`` x the baseline (with recorded intervals: the
@@ -75,12 +78,14 @@ def _number(value: Any) -> float | None:
 
 
 def compare(baseline: list[dict[str, Any]], current: list[dict[str, Any]], *, accuracy_tol: float = 1e-9,
-            speed_band: float | None = 0.5) -> tuple[list[Finding], dict[str, int]]:
+            speed_band: float | None = 0.5, intervals: bool = False) -> tuple[list[Finding], dict[str, int]]:
     """Differences between ``baseline`` and ``current`` records (see the module docstring).
 
     Args:
         accuracy_tol: largest allowed drop of an accuracy metric (absolute, in [0, 1] units).
         speed_band: allowed relative throughput drop on the same device; ``None`` skips speed.
+        intervals: a drop beyond ``accuracy_tol`` to a value still inside the baseline's 95 %
+            interval is reported, not failed.
 
     Returns:
         (findings, counts) with counts of ``compared``, ``regressions``, ``missing`` and ``new`` cells.
@@ -115,7 +120,12 @@ def compare(baseline: list[dict[str, Any]], current: list[dict[str, Any]], *, ac
             if y is None:
                 findings.append(Finding(label, field, x, c.get(field), True, "metric missing"))
             elif y < x - accuracy_tol:
-                findings.append(Finding(label, field, x, y, True, f"dropped {100 * (x - y):.2f} points"))
+                lo = _number(b.get(f"{field}_lo")) if intervals else None
+                if lo is not None and y >= lo:
+                    findings.append(Finding(label, field, x, y, False, f"dropped {100 * (x - y):.2f} points, within "
+                                            f"the baseline's 95 % interval (from {100 * lo:.2f})"))
+                else:
+                    findings.append(Finding(label, field, x, y, True, f"dropped {100 * (x - y):.2f} points"))
             elif y > x + accuracy_tol:
                 findings.append(Finding(label, field, x, y, False, f"rose {100 * (y - x):.2f} points"))
         x, y = _number(b.get("clips_per_s")), _number(c.get("clips_per_s"))
