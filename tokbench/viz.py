@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import textwrap
 import warnings
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -234,14 +234,17 @@ def report_pictures(specs: list[str], dataset: str, p_ratio: float, out: str | P
     output_file(out, make=False)  # a file in the way: one error now, not after running every method
     rows, captions, skipped, frames, facts = [], [], [], None, None
     drawable = [s for s in specs if (n := parse_method_spec(s)[0]) in METHODS and METHODS.get(n).uses_p_ratio]
+    if not drawable:
+        return None, captions, skipped
+    # One plan and one backbone and dataset for every method (an unreachable P is raised when
+    # a cell's method is prepared, not by the plan).
     sweep = _picture_sweep(tuple(drawable), p_ratio, dataset, backbone="synth_tiny", checkpoint="zoo")
-    shared = _Shared(sweep, torch.device("cpu"))  # one backbone and one dataset for every method
-    for spec in drawable:
+    shared = _Shared(sweep, torch.device("cpu"))
+    for cell in plan(sweep):
         try:
-            cell = plan(replace(sweep, methods=(spec,)))[0]
             frames, selection, facts = _select(cell, sweep, shared, clip=0)
         except UnreachableError:
-            skipped.append(spec)
+            skipped.append(cell.method_spec)
             continue
         rows.append((facts["method_id"], selection))
         captions.append(caption(facts, selection, dataset=dataset, p_ratio=p_ratio))

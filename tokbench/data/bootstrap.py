@@ -89,14 +89,14 @@ def clip_flags(scored: Scored, scores: Tensor) -> dict[str, Tensor]:
 
 
 @functools.lru_cache(maxsize=16)
-def _draws(n: int, s: int, resamples: int, seed: int) -> tuple[Tensor, Tensor, Tensor]:
-    """(R, n) clip indices and (R, s) seed indices, drawn with replacement, and (R, n)
-    float64 counts of each clip in each resample. Memoised (a report compares hundreds of
-    pairs on the same clips with the same seed): callers must not write into them."""
+def _draws(n: int, s: int, resamples: int, seed: int) -> tuple[Tensor, Tensor]:
+    """(R, s) seed indices and (R, n) float64 counts of each clip in each resample, both
+    drawn with replacement. Memoised (a report compares hundreds of pairs on the same clips
+    with the same seed): callers must not write into them."""
     gen = torch.Generator().manual_seed(seed)
     clips = torch.randint(n, (resamples, n), generator=gen)
     seeds = torch.randint(s, (resamples, s), generator=gen) if s > 1 else torch.zeros(resamples, 1, dtype=torch.long)
-    return clips, seeds, _counts(clips, n)
+    return seeds, _counts(clips, n)
 
 
 def _counts(clips: Tensor, n: int) -> Tensor:
@@ -207,7 +207,7 @@ def bootstrap_intervals(scored: Scored, *, resamples: int = RESAMPLES, seed: int
         raise TokbenchError("the runs of one method must score the same clips: shapes " +
                             ", ".join(str(tuple(r.shape)) for r in runs))
     full = [_metrics(scored, run.float(), scored.labels) for run in runs]
-    _, seeds, counts = _draws(n, len(runs), resamples, seed)
+    seeds, counts = _draws(n, len(runs), resamples, seed)
     samples = _resampled(scored, counts, seeds)
     out = {}
     for name in full[0]:
@@ -240,16 +240,16 @@ def paired_difference(a: Scored, b: Scored, metric: str, *, resamples: int = RES
     for both (and, for methods with several seeds, each method's seeds independently)."""
     if a.labels.shape != b.labels.shape or not torch.equal(a.labels, b.labels):
         raise TokbenchError("a paired comparison needs the same clips with the same labels in the same order")
+    metrics_a = [_metrics(a, r.float(), a.labels) for r in a.runs()]
+    if metric not in metrics_a[0]:
+        raise TokbenchError(f"no metric {metric!r} for task {a.task!r}: choose from {', '.join(metrics_a[0])}")
     n = a.runs()[0].shape[0]
-    _, seeds_a, counts = _draws(n, len(a.runs()), resamples, seed)
+    seeds_a, counts = _draws(n, len(a.runs()), resamples, seed)
     gen = torch.Generator().manual_seed(seed + 1)
     s_b = len(b.runs())
     seeds_b = torch.randint(s_b, (resamples, s_b), generator=gen) if s_b > 1 else torch.zeros(resamples, 1, dtype=torch.long)
     va, vb = _resampled(a, counts, seeds_a, metric), _resampled(b, counts, seeds_b, metric)
-    if metric not in va:
-        names = _resampled(a, counts, seeds_a)
-        raise TokbenchError(f"no metric {metric!r} for task {a.task!r}: choose from {', '.join(names)}")
-    full_a = sum(_metrics(a, r.float(), a.labels)[metric] for r in a.runs()) / len(a.runs())
+    full_a = sum(m[metric] for m in metrics_a) / len(metrics_a)
     full_b = sum(_metrics(b, r.float(), b.labels)[metric] for r in b.runs()) / len(b.runs())
     diff = va[metric] - vb[metric]
     diff = diff[~torch.isnan(diff)]
