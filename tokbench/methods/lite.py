@@ -147,8 +147,12 @@ def oracle_values(model, video: Tensor, weights: Tensor, *, block: int | None = 
         activations: one of :data:`ACTIVATIONS`.
     """
     a, g = oracle_gradients(model, video, weights, block=block, activations=activations)
-    v = oracle_raw(a, g, variant)
-    return _min_max(v.abs() if variant.endswith("_abs") else torch.relu(v))
+    return _normalised(oracle_raw(a, g, variant), variant)
+
+
+def _normalised(raw: Tensor, variant: str) -> Tensor:
+    """Eq. (2)'s ReLU (the absolute value for ``*_abs`` variants), then min-max per clip."""
+    return _min_max(raw.abs() if variant.endswith("_abs") else torch.relu(raw))
 
 
 #: How ties between equal values (ReLU leaves many tokens at exactly 0) are broken
@@ -219,7 +223,7 @@ class Oracle(SelectionMethod):
         """(values in [0, 1], signed values before the ReLU) of a batch."""
         a, g = oracle_gradients(self._model, clips_video, weights, block=self.block, activations=self.activations)
         raw = oracle_raw(a, g, self.variant)
-        return _min_max(raw.abs() if self.variant.endswith("_abs") else torch.relu(raw)), raw
+        return _normalised(raw, self.variant), raw
 
     def _values(self, clips: Clips) -> tuple[Tensor, Tensor]:
         """Oracle values (and signed values) of the batch; with the runner's memo, each
